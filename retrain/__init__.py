@@ -1,0 +1,1 @@
+"""Retraining: dataset loaders, training, evaluation, the promotion gate and its worker."""

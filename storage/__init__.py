@@ -1,0 +1,1 @@
+"""Storage: Postgres (the record, SQLAlchemy 2 + Alembic) and Redis (live feed, cache)."""

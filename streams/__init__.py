@@ -1,0 +1,1 @@
+"""Stream processing: the faust app and its agents (news, reviews, chats)."""

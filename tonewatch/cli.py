@@ -1,0 +1,117 @@
+"""The `tonewatch` command line: one typer app, a sub-app per area."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import textwrap
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tonewatch import services
+from tonewatch.config import Settings, settings_reference
+from tonewatch.services.exceptions import ServiceError
+
+app = typer.Typer(help="Real-time opinion and risk monitoring.", no_args_is_help=True)
+services_app = typer.Typer(help="Run the local Kafka, Redis, Postgres and Triton.")
+app.add_typer(services_app, name="services")
+
+console = Console()
+err_console = Console(stderr=True)
+
+Only = Annotated[
+    list[str] | None,
+    typer.Option("--only", help=f"Limit to these services ({', '.join(services.SERVICE_NAMES)})."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _status_table(statuses: list[services.ServiceStatus]) -> Table:
+    table = Table(title="tonewatch services")
+    for column in ("service", "state", "port", "pid", "log", "version (as the server reports it)"):
+        table.add_column(column, no_wrap=True)
+    for s in statuses:
+        state = "[green]up[/]" if s.up else "[red]down[/]"
+        log = os.path.relpath(s.log) if s.log.startswith(os.getcwd()) else s.log
+        # Postgres' version() runs on; `status --json` has it whole.
+        version = textwrap.shorten(s.version or "-", width=44, placeholder=" …")
+        table.add_row(s.name, state, str(s.port), str(s.pid or "-"), log, version)
+    return table
+
+
+def _status_json(statuses: list[services.ServiceStatus]) -> str:
+    return json.dumps({s.name: s.as_dict() for s in statuses}, indent=2)
+
+
+@services_app.command("up")
+def services_up(only: Only = None, as_json: AsJson = False) -> None:
+    """Install what is missing, start what is not running, wait until all answer."""
+    settings = Settings()
+
+    def report(status: services.ServiceStatus, spawned: bool) -> None:
+        if not as_json:
+            verb = "started" if spawned else "already running"
+            version = textwrap.shorten(status.version or "-", width=44, placeholder=" …")
+            console.print(f"[green]✓[/] {status.name} {verb} on :{status.port} ({version})")
+
+    try:
+        with (
+            console.status("starting services…", spinner="dots")
+            if not as_json
+            else contextlib.nullcontext()
+        ):
+            statuses = services.up(settings, only, on_ready=report)
+    except (ServiceError, ValueError) as exc:
+        # markup off: log tails contain brackets; soft wrap: keep the log path on one line
+        err_console.print(f"✗ {exc}", style="red", soft_wrap=True, markup=False)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(_status_json(statuses))
+
+
+@services_app.command("down")
+def services_down(only: Only = None) -> None:
+    """Stop the services that tonewatch started."""
+    for name, was_running in services.down(Settings(), only).items():
+        console.print(f"{name}: {'stopped' if was_running else 'not running'}")
+
+
+@services_app.command("status")
+def services_status(only: Only = None, as_json: AsJson = False) -> None:
+    """Ask each service for its version over its own protocol. Exits 1 if any is down."""
+    statuses = services.status(Settings(), only)
+    if as_json:
+        typer.echo(_status_json(statuses))
+    else:
+        console.print(_status_table(statuses))
+    if not all(s.up for s in statuses):
+        raise typer.Exit(1)
+
+
+def config_markdown() -> str:
+    """The README's configuration table (a test keeps the README in step with it)."""
+    lines = ["| Variable | Default | Description |", "| --- | --- | --- |"]
+    lines += [f"| `{env}` | `{default}` | {text} |" for env, default, text in settings_reference()]
+    return "\n".join(lines)
+
+
+@app.command("config")
+def show_config(
+    markdown: Annotated[bool, typer.Option(help="Print the README table.")] = False,
+) -> None:
+    """Show every setting: its variable, its effective value and what it does."""
+    if markdown:
+        typer.echo(config_markdown())
+        return
+    settings = Settings()
+    table = Table(title="tonewatch configuration")
+    for column in ("variable", "value", "description"):
+        table.add_column(column)
+    for env, _, text in settings_reference():
+        value = getattr(settings, env.removeprefix("TONEWATCH_").lower())
+        table.add_row(env, "" if value is None else str(value), text)
+    console.print(table)

@@ -1,0 +1,92 @@
+"""The one Settings class. Every knob has a local default and a `TONEWATCH_` variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "tonewatch"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the CLI, the workers and the API.
+
+    The defaults point at the local services that `tonewatch services up` starts. They use
+    non-standard ports so that they never collide with a system-wide Kafka, Redis or
+    Postgres on the same machine.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TONEWATCH_", env_file=".env", extra="ignore")
+
+    var_dir: Path = Field(
+        Path("var"), description="Data, logs and pid files of the local services."
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Downloaded artefacts shared across checkouts (Kafka jars, Triton).",
+    )
+
+    kafka_host: str = Field("127.0.0.1", description="Host of the local Kafka broker.")
+    kafka_port: int = Field(19092, description="Kafka client (PLAINTEXT) port.")
+    kafka_controller_port: int = Field(19093, description="KRaft controller port.")
+    kafka_heap: str = Field("768m", description="JVM heap of the local Kafka broker.")
+
+    redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
+
+    database_url: str = Field(
+        "postgresql+psycopg://tonewatch:tonewatch@127.0.0.1:15432/tonewatch",
+        description="Postgres DSN (SQLAlchemy form); a plain postgresql:// gets psycopg.",
+    )
+
+    triton_host: str = Field("127.0.0.1", description="Host of the Triton server.")
+    triton_http_port: int = Field(18000, description="Triton HTTP/REST port.")
+    triton_grpc_port: int = Field(18001, description="Triton gRPC port.")
+    triton_metrics_port: int = Field(18002, description="Triton Prometheus metrics port.")
+    triton_model_repository: Path | None = Field(
+        None, description="Triton model repository; defaults to <var_dir>/triton/models."
+    )
+    pytriton_version: str = Field(
+        "0.7.0", description="nvidia-pytriton wheel whose tritonserver binary runs locally."
+    )
+
+    service_start_timeout_s: float = Field(
+        120.0, description="How long `services up` waits for each service to be ready."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        for prefix in ("postgresql://", "postgres://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value.removeprefix(prefix)
+        return value
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"{self.triton_host}:{self.triton_grpc_port}"
+
+    @property
+    def triton_http_url(self) -> str:
+        return f"http://{self.triton_host}:{self.triton_http_port}"
+
+    @property
+    def model_repository(self) -> Path:
+        return self.triton_model_repository or self.var_dir / "triton" / "models"
+
+
+def settings_reference() -> list[tuple[str, str, str]]:
+    """(environment variable, default, description) for every setting, for docs and `config`."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "" if default is None else str(default).replace(str(Path.home()), "~")
+        rows.append((f"TONEWATCH_{name.upper()}", shown, field.description or ""))
+    return rows
