@@ -138,3 +138,24 @@ def test_a_broken_jvm_setting_fails_fast_with_the_log(isolated_env: dict[str, st
     assert result.returncode == 1
     assert "kafka failed to start: the process exited" in result.stderr
     assert "kafka.log" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the postgres-user fallback exists only for root")
+def test_postgres_runs_from_a_checkout_its_user_cannot_enter(
+    isolated_env: dict[str, str],
+) -> None:
+    private = Path(isolated_env["TONEWATCH_VAR_DIR"])
+    private.mkdir(parents=True)
+    private.chmod(0o700)  # like a clone under /root
+    env = {**isolated_env, "TONEWATCH_VAR_DIR": str(private / "var")}
+    try:
+        up = run_cli("services", "up", "--only", "postgres", "--json", env=env)
+        assert up.returncode == 0, up.stderr
+        assert json.loads(up.stdout)["postgres"]["up"]
+        link = private / "var" / "postgres" / "cluster"
+        assert link.is_symlink()
+        assert (link.resolve() / "data" / "PG_VERSION").exists()
+    finally:
+        run_cli("services", "down", env=env)
+        if (private / "var" / "postgres" / "cluster").is_symlink():
+            shutil.rmtree((private / "var" / "postgres" / "cluster").resolve(), ignore_errors=True)

@@ -7,9 +7,12 @@ system user that the Debian package creates.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
+import pwd
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -23,6 +26,20 @@ from tonewatch.services.process import Launch
 from tonewatch.services.system_packages import apt_install
 
 SUPERUSER = "postgres"
+
+
+def _reachable_by(path: Path, user: str) -> bool:
+    """Whether `user` may traverse every directory down to `path` (write access aside)."""
+    uid = pwd.getpwnam(user).pw_uid
+    for directory in (path, *path.parents):
+        if not directory.exists():
+            continue
+        mode = directory.stat()
+        if not (
+            mode.st_mode & stat.S_IXOTH or (mode.st_uid == uid and mode.st_mode & stat.S_IXUSR)
+        ):
+            return False
+    return True
 
 
 def _bin_dir() -> Path | None:
@@ -46,12 +63,26 @@ class PostgresService(LocalService):
         return int(self.url.port or 5432)
 
     @property
+    def cluster_dir(self) -> Path:
+        """Where the cluster lives: var/postgres, unless the server's OS user cannot reach it.
+
+        As root, the cluster belongs to `postgres`, which cannot enter a checkout under a
+        private directory such as /root. Then it lives in /var/lib/tonewatch (one folder
+        per checkout) and var/postgres/cluster links to it.
+        """
+        user = self._os_user()
+        if user is None or _reachable_by(self.run_dir.parent, user):
+            return self.run_dir
+        digest = hashlib.sha256(str(self.run_dir).encode()).hexdigest()[:12]
+        return Path("/var/lib/tonewatch") / f"postgres-{digest}"
+
+    @property
     def data_dir(self) -> Path:
-        return self.run_dir / "data"
+        return self.cluster_dir / "data"
 
     @property
     def socket_dir(self) -> Path:
-        return self.run_dir / "socket"
+        return self.cluster_dir / "socket"
 
     def _os_user(self) -> str | None:
         return SUPERUSER if os.geteuid() == 0 else None
@@ -66,11 +97,15 @@ class PostgresService(LocalService):
     def prepare(self) -> None:
         bin_dir = _bin_dir()
         assert bin_dir is not None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         user = self._os_user()
         if user:
-            shutil.chown(self.run_dir, user)
+            shutil.chown(self.cluster_dir, user)
             shutil.chown(self.socket_dir, user)
+        link = self.run_dir / "cluster"
+        if self.cluster_dir != self.run_dir and not link.is_symlink():
+            link.symlink_to(self.cluster_dir)
         if (self.data_dir / "PG_VERSION").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
