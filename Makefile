@@ -18,7 +18,9 @@ help:
 	@echo "make test   install, lint, start the services, run the whole test suite"
 	@echo "other: install lint format test-unit services-up services-down status lock clean"
 
-$(VENV)/.complete: requirements.lock
+# No prerequisite on purpose: the path already changes with the lock's content, and a fresh
+# clone's new mtimes must not trigger a rebuild.
+$(VENV)/.complete:
 	@echo "building the venv $(VENV) (once per requirements.lock)"
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)

@@ -1,4 +1,5 @@
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -6,6 +7,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import UnknownTopicOrPartitionError
 
 from tonewatch.config import Settings
+from tonewatch.services.kafka import KafkaService
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +72,15 @@ async def test_topics_are_not_auto_created(settings: Settings) -> None:
         assert topic not in await admin.list_topics()
     finally:
         await admin.close()
+
+
+def test_storage_format_takes_a_cluster_id_that_looks_like_an_option(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """About one id in 32 starts with "-" in base64url; the format tool must still take it."""
+    service = KafkaService(settings.model_copy(update={"var_dir": tmp_path}))
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(bytes=b"\xf8" * 16))
+    service.install()
+    service.prepare()
+    meta = (service.data_dir / "meta.properties").read_text()
+    assert "cluster.id=-" in meta

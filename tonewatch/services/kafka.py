@@ -65,14 +65,19 @@ class KafkaService(LocalService):
                 raise MissingDependencyError(tool, f"apt-get install -y {package}")
         staging = self.libs_dir.with_name("libs.partial")
         shutil.rmtree(staging, ignore_errors=True)
-        result = subprocess.run(
-            ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with self.process.log_path.open("a") as log:
+            result = subprocess.run(
+                ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
+                 f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         if result.returncode != 0:
             raise ServiceStartError(
-                self.name, "mvn could not resolve the broker's jars", POM, result.stdout[-2000:]
+                self.name,
+                f"mvn could not resolve the jars of {POM}",
+                self.process.log_path,
+                self.process.log_tail(),
             )
         (staging / ".complete").touch()
         shutil.rmtree(self.libs_dir, ignore_errors=True)
@@ -111,14 +116,19 @@ class KafkaService(LocalService):
         if (self.data_dir / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(
-            ["java", "-cp", f"{self.libs_dir}/*", "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(config)],
-            capture_output=True, text=True,
-        )  # fmt: skip
+        # `=`: a base64 id may start with "-", which argparse would take for an option.
+        with self.process.log_path.open("a") as log:
+            result = subprocess.run(
+                ["java", "-cp", f"{self.libs_dir}/*", "kafka.tools.StorageTool", "format",
+                 f"--cluster-id={cluster_id}", f"--config={config}"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         if result.returncode != 0:
             raise ServiceStartError(
-                self.name, "formatting the KRaft storage failed", config, result.stderr[-2000:]
+                self.name,
+                "formatting the KRaft storage failed",
+                self.process.log_path,
+                self.process.log_tail(),
             )
 
     def launch(self) -> Launch:
