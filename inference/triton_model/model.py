@@ -1,0 +1,64 @@
+"""Triton Python backend for the `tonewatch` model: raw text in, probabilities out.
+
+Self-contained on purpose: it is copied into every version folder and must run on the
+official Triton image, where tonewatch is not installed. It needs numpy, onnxruntime (or
+onnxruntime-gpu) and tokenizers. Tokenisation happens here, so clients send raw UTF-8.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+from tokenizers import Tokenizer
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        folder = Path(args["model_repository"]) / args["model_version"]
+        serving = json.loads((folder / "serving.json").read_text())
+        self.max_length = int(serving["max_length"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.enable_padding(pad_id=int(serving["pad_id"]))
+        options = ort.SessionOptions()
+        params = json.loads(args["model_config"]).get("parameters", {})
+        threads = params.get("intra_op_threads", {}).get("string_value", "")
+        options.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if args.get("model_instance_kind") == "GPU":
+            device = {"device_id": int(args["model_instance_device_id"])}
+            providers.insert(0, ("CUDAExecutionProvider", device))
+        self.session = ort.InferenceSession(
+            str(folder / serving["onnx_file"]), sess_options=options, providers=providers
+        )
+
+    def execute(self, requests):
+        # Dynamic batching hands us several requests: run them as one ONNX batch.
+        texts, sizes = [], []
+        for request in requests:
+            column = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
+            texts += [t.decode("utf-8", errors="replace") for t in column]
+            sizes.append(len(column))
+        encodings = self.tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        sentiment, risk = self.session.run(
+            ["sentiment_probs", "risk_probs"], {"input_ids": ids, "attention_mask": mask}
+        )
+        responses, start = [], 0
+        for size in sizes:
+            end = start + size
+            responses.append(
+                pb_utils.InferenceResponse(
+                    [
+                        pb_utils.Tensor("sentiment_probs", sentiment[start:end].astype(np.float32)),
+                        pb_utils.Tensor("risk_probs", risk[start:end].astype(np.float32)),
+                    ]
+                )
+            )
+            start = end
+        return responses

@@ -1,0 +1,157 @@
+"""What a training run leaves for people: plots and a model card."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a display
+import matplotlib.pyplot as plt
+
+from retrain.evaluate import DatasetMetrics
+from retrain.train import EpochStats, TrainResult
+from tonewatch.contracts import SENTIMENT_LABELS
+
+
+def plot_confusion(metrics: dict[str, DatasetMetrics], path: Path) -> None:
+    """One sentiment confusion matrix per dataset that has sentiment labels, row-normalised."""
+    shown = [m for m in metrics.values() if m.confusion]
+    if not shown:
+        return
+    cols = min(3, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.8 * rows), squeeze=False)
+    for ax in axes.flat[len(shown) :]:
+        ax.axis("off")
+    for ax, m in zip(axes.flat, shown, strict=False):
+        assert m.confusion is not None
+        counts = [[float(c) for c in row] for row in m.confusion]
+        normalised = [[c / max(1.0, sum(row)) for c in row] for row in counts]
+        ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+        for i, row in enumerate(counts):
+            for j, count in enumerate(row):
+                colour = "white" if normalised[i][j] > 0.6 else "black"
+                ax.text(j, i, f"{int(count)}", ha="center", va="center", color=colour)
+        ax.set_xticks(range(3), [label[:3] for label in SENTIMENT_LABELS])
+        ax.set_yticks(range(3), [label[:3] for label in SENTIMENT_LABELS])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{m.dataset}\nmacro-F1 {m.sentiment_macro_f1:.3f}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training_curve(history: Sequence[EpochStats], path: Path) -> None:
+    epochs = [h.epoch for h in history]
+    fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    loss_ax.plot(epochs, [h.train_loss for h in history], "o-", label="train")
+    loss_ax.plot(epochs, [h.dev_loss for h in history], "o-", label="dev")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss")
+    loss_ax.legend()
+    loss_ax.set_title("multi-task loss")
+    f1_ax.plot(epochs, [h.dev_sentiment_macro_f1 for h in history], "o-", color="tab:green")
+    f1_ax.set_xlabel("epoch")
+    f1_ax.set_ylabel("dev sentiment macro-F1")
+    f1_ax.set_ylim(0, 1)
+    f1_ax.set_title("dev sentiment")
+    for ax in (loss_ax, f1_ax):
+        ax.set_xticks(epochs)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def metrics_table(metrics: dict[str, DatasetMetrics]) -> str:
+    lines = [
+        "| dataset | test examples | sentiment acc | sentiment macro-F1 | ECE | risk macro-F1 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for m in metrics.values():
+        lines.append(
+            f"| {m.dataset} | {m.examples} | {_fmt(m.sentiment_accuracy)} | "
+            f"{_fmt(m.sentiment_macro_f1)} | {_fmt(m.sentiment_ece)} | {_fmt(m.risk_macro_f1)} |"
+        )
+    return "\n".join(lines)
+
+
+def risk_table(metrics: dict[str, DatasetMetrics]) -> str:
+    lines = [
+        "| dataset | risk | precision | recall | F1 | positives |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for m in metrics.values():
+        for risk, s in m.risk.items():
+            lines.append(
+                f"| {m.dataset} | {risk} | {s['precision']:.3f} | {s['recall']:.3f} | "
+                f"{s['f1']:.3f} | {int(s['support'])} |"
+            )
+    return "\n".join(lines)
+
+
+def model_card(
+    version: str,
+    result: TrainResult,
+    metrics: dict[str, DatasetMetrics],
+    licences: dict[str, str],
+) -> str:
+    c = result.config
+    data = "\n".join(
+        f"| {name} | {count} | {licences.get(name, '?')} |"
+        for name, count in sorted(result.train_counts.items())
+    )
+    history = "\n".join(
+        f"| {h.epoch} | {h.train_loss:.4f} | {h.dev_loss:.4f} | {h.dev_sentiment_macro_f1:.3f} "
+        f"| {h.seconds:.0f} |"
+        for h in result.history
+    )
+    return f"""# tonewatch model {version}
+
+Sentiment (negative / neutral / positive) and multi-label risk (fraud, legal_regulatory,
+financial_distress, service_outage, product_safety, churn, toxicity) classifier.
+
+## Model
+- Encoder: `{c.encoder}` (mean pooling), top {c.trainable_layers} transformer layers
+  fine-tuned, two linear heads (softmax sentiment, sigmoid risk). Max length {c.max_length}.
+- Training: {c.epochs} epochs max, batch {c.batch_size}, lr {c.learning_rate} (encoder) /
+  {c.head_learning_rate} (heads), at most {c.per_dataset_cap} examples per dataset per epoch,
+  seed {c.seed}. Best dev epoch: {result.best_epoch} ({result.stop_reason}).
+
+## Data (train split sizes; splits are frozen by a hash of each text: 80/10/10)
+| dataset | train examples | licence |
+| --- | ---: | --- |
+{data}
+
+Datasets under a non-commercial licence (NC) make this model fit for evaluation and
+internal measurement only, not for commercial use.
+
+## Training history
+| epoch | train loss | dev loss | dev sentiment macro-F1 | seconds |
+| ---: | ---: | ---: | ---: | ---: |
+{history}
+
+## Test metrics per dataset
+{metrics_table(metrics)}
+
+### Risk, per label
+{risk_table(metrics)}
+
+![confusion](confusion.png) ![training](training_curve.png)
+
+## Limits
+- Risk labels come from proxies (BANKING77 intents, airline complaint reasons, CFPB issues,
+  hate/offensive tweets) and the project's own seed sentences; there is no public
+  human-labelled set for service outage or product safety, so their figures mostly measure
+  agreement with those proxies.
+- English only. Text beyond {c.max_length} tokens is truncated.
+- Sentiment of long reviews is judged from their first {c.max_length} tokens.
+"""

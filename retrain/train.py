@@ -1,0 +1,256 @@
+"""Fine-tune the multi-task model: top encoder layers + both heads, with early stopping.
+
+CPU-friendly by default: only the top `trainable_layers` transformer layers learn, each
+epoch draws at most `per_dataset_cap` training examples per dataset (so no dataset drowns
+the others, and large ones still contribute fresh rows every epoch), and batches group
+texts of similar length to waste little on padding.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from inference.model import DEFAULT_ENCODER, LoadedModel, ModelSpec, new_model
+from retrain.datasets.base import Dataset, Example
+from retrain.metrics import confusion_matrix, macro_f1
+from retrain.splits import split_of
+from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS
+
+ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    encoder: str = DEFAULT_ENCODER
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 2e-3
+    trainable_layers: int = 2
+    max_length: int = 64
+    per_dataset_cap: int = 1500
+    dev_cap: int = 300
+    patience: int = 1
+    seed: int = 13
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    epoch: int
+    train_loss: float
+    dev_loss: float
+    dev_sentiment_macro_f1: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    model: LoadedModel
+    config: TrainConfig
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = 0
+    stop_reason: str = "completed all epochs"
+    train_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Encoded:
+    """Token ids and targets of a list of examples, ready for batching."""
+
+    ids: list[list[int]]
+    sentiment: torch.Tensor  # (n,) long, -1 where unknown
+    risk: torch.Tensor  # (n, 7) float
+    risk_known: torch.Tensor  # (n, 7) float mask
+
+
+def _encode(loaded: LoadedModel, examples: Sequence[Example]) -> _Encoded:
+    ids = loaded.tokenizer(
+        [e.text for e in examples], truncation=True, max_length=loaded.model.spec.max_length
+    )["input_ids"]
+    sentiment = torch.tensor(
+        [SENTIMENT_LABELS.index(e.sentiment) if e.sentiment else -1 for e in examples]
+    )
+    risk = torch.tensor([[float(e.risks.get(r, False)) for r in RISK_LABELS] for e in examples])
+    known = torch.tensor([[float(r in e.risks) for r in RISK_LABELS] for e in examples])
+    return _Encoded(list(ids), sentiment, risk, known)
+
+
+def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of similar-length texts (sorted within pools of 50 batches)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _pad(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, tokens in enumerate(ids):
+        input_ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = 1
+    return input_ids, mask
+
+
+class MultiTaskLoss(nn.Module):
+    """Cross-entropy on known sentiments plus masked BCE on known risk labels."""
+
+    def __init__(self, pos_weight: torch.Tensor) -> None:
+        super().__init__()
+        self.bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
+        self.ce = nn.CrossEntropyLoss(ignore_index=-1, reduction="sum")
+
+    def forward(
+        self,
+        logits: tuple[torch.Tensor, torch.Tensor],
+        sentiment: torch.Tensor,
+        risk: torch.Tensor,
+        known: torch.Tensor,
+    ) -> torch.Tensor:
+        sentiment_logits, risk_logits = logits
+        has_sentiment = int((sentiment >= 0).sum())
+        loss = torch.zeros(())
+        if has_sentiment:
+            loss = loss + self.ce(sentiment_logits, sentiment) / has_sentiment
+        if known.sum() > 0:
+            loss = loss + (self.bce(risk_logits, risk) * known).sum() / known.sum()
+        return loss
+
+
+def _pos_weight(encoded: _Encoded) -> torch.Tensor:
+    """Rare risks weigh more (negatives per positive, between 1 and 10)."""
+    positives = (encoded.risk * encoded.risk_known).sum(0)
+    negatives = ((1 - encoded.risk) * encoded.risk_known).sum(0)
+    return (negatives / positives.clamp(min=1)).clamp(1.0, 10.0)
+
+
+def split_examples(datasets: Sequence[Dataset], split: str) -> dict[str, list[Example]]:
+    return {d.name: [e for e in d.examples if split_of(e.text) == split] for d in datasets}
+
+
+def _sample(pools: dict[str, list[Example]], cap: int, rng: random.Random) -> list[Example]:
+    drawn: list[Example] = []
+    for name in sorted(pools):
+        pool = pools[name]
+        drawn += pool if len(pool) <= cap else rng.sample(pool, cap)
+    return drawn
+
+
+def _run_epoch(
+    loaded: LoadedModel,
+    encoded: _Encoded,
+    loss_fn: MultiTaskLoss,
+    optimizer: torch.optim.Optimizer | None,
+    batch_size: int,
+    rng: random.Random,
+    report: Callable[[int, int], None],
+) -> tuple[float, list[int], list[int]]:
+    """One pass; trains when an optimizer is given. Returns (mean loss, sentiment truth, pred)."""
+    model = loaded.model
+    model.train(optimizer is not None)
+    pad_id = int(loaded.tokenizer.pad_token_id or 0)
+    batches = _batches([len(i) for i in encoded.ids], batch_size, rng)
+    total, truth, predicted = 0.0, [], []
+    for done, batch in enumerate(batches, start=1):
+        input_ids, mask = _pad([encoded.ids[i] for i in batch], pad_id)
+        index = torch.tensor(batch)
+        with torch.set_grad_enabled(optimizer is not None):
+            logits = model(input_ids, mask)
+            loss = loss_fn(
+                logits, encoded.sentiment[index], encoded.risk[index], encoded.risk_known[index]
+            )
+        if optimizer is not None:
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        total += float(loss.detach()) * len(batch)
+        known = encoded.sentiment[index] >= 0
+        truth += encoded.sentiment[index][known].tolist()
+        predicted += logits[0].argmax(-1)[known].tolist()
+        report(done, len(batches))
+    return total / max(1, len(encoded.ids)), truth, predicted
+
+
+def train(
+    config: TrainConfig,
+    datasets: Sequence[Dataset],
+    progress: ProgressCallback | None = None,
+    start_from: LoadedModel | None = None,
+) -> TrainResult:
+    """Train (or fine-tune `start_from`) and keep the weights of the best dev epoch."""
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    spec = ModelSpec(encoder=config.encoder, max_length=config.max_length)
+    loaded = start_from or new_model(spec, config.seed)
+    loaded.model.freeze_encoder_below(config.trainable_layers)
+
+    train_pools = split_examples(datasets, "train")
+    dev = _sample(split_examples(datasets, "dev"), config.dev_cap, random.Random(config.seed))
+    dev_encoded = _encode(loaded, dev)
+    loss_fn = MultiTaskLoss(_pos_weight(_encode(loaded, _sample(train_pools, 10**9, rng))))
+    heads = [*loaded.model.sentiment_head.parameters(), *loaded.model.risk_head.parameters()]
+    encoder_params = [p for p in loaded.model.encoder.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": heads, "lr": config.head_learning_rate},
+            {"params": encoder_params, "lr": config.learning_rate},
+        ],
+        weight_decay=0.01,
+    )
+    result = TrainResult(
+        loaded, config, train_counts={name: len(pool) for name, pool in train_pools.items()}
+    )
+    best_loss, best_state, waited = float("inf"), copy.deepcopy(loaded.model.state_dict()), 0
+    started = time.monotonic()
+    noop: ProgressCallback = lambda *_: None  # noqa: E731
+    report = progress or noop
+    for epoch in range(1, config.epochs + 1):
+        epoch_start, phase = time.monotonic(), f"epoch {epoch}/{config.epochs}"
+        encoded = _encode(loaded, _sample(train_pools, config.per_dataset_cap, rng))
+        train_loss, _, _ = _run_epoch(
+            loaded, encoded, loss_fn, optimizer, config.batch_size, rng,
+            functools.partial(report, phase),
+        )  # fmt: skip
+        dev_loss, truth, predicted = _run_epoch(
+            loaded, dev_encoded, loss_fn, None, 64, random.Random(0),
+            lambda done, total: report("dev", done, total),
+        )  # fmt: skip
+        matrix = confusion_matrix(
+            np.array(truth, dtype=np.int64), np.array(predicted, dtype=np.int64), 3
+        )
+        result.history.append(
+            EpochStats(
+                epoch, train_loss, dev_loss, macro_f1(matrix), time.monotonic() - epoch_start
+            )
+        )
+        if dev_loss < best_loss:
+            best_loss, best_state, waited = dev_loss, copy.deepcopy(loaded.model.state_dict()), 0
+            result.best_epoch = epoch
+        else:
+            waited += 1
+            if waited > config.patience:
+                result.stop_reason = f"early stop: dev loss rose for {waited} epochs"
+                break
+        if config.time_budget_s and time.monotonic() - started > config.time_budget_s:
+            result.stop_reason = f"time budget of {config.time_budget_s:.0f}s spent"
+            break
+    loaded.model.load_state_dict(best_state)
+    loaded.model.eval()
+    return result

@@ -1,0 +1,98 @@
+"""A trained model, exported into the real Triton, answers like the model in-process."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+
+from inference.model import LoadedModel
+from inference.repository import export
+from retrain.datasets import load
+from retrain.train import TrainConfig, train
+from tonewatch.config import Settings
+
+pytestmark = pytest.mark.integration
+
+TEXTS = [
+    "$ACME shares plunge after regulators open a fraud probe",
+    "Battery died after two days and the charger started smoking",
+    "Thanks, that fixed it! Great support.",
+    "I am closing my account, this is the third outage this week",
+    "Quarterly revenue was in line with guidance.",
+]
+
+
+@pytest.fixture(scope="module")
+def seed_model(settings: Settings) -> LoadedModel:
+    """A real model, trained briefly on the project's own seed set."""
+    config = TrainConfig(encoder=settings.encoder, epochs=1, trainable_layers=1)
+    return train(config, [load("seed", settings.data_dir)]).model
+
+
+@pytest.fixture
+def served(settings: Settings, seed_model: LoadedModel) -> Iterator[tuple[str, int]]:
+    name = f"selftest_model_{uuid.uuid4().hex[:8]}"
+    repository = settings.model_repository.resolve()
+    version = export(seed_model, repository, name, source="selftest")
+    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+    try:
+        client.load_model(name)
+        yield name, version
+    finally:
+        client.unload_model(name)
+        client.close()
+        shutil.rmtree(repository / name, ignore_errors=True)
+
+
+def _infer(settings: Settings, name: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+    try:
+        batch = np.array([[t.encode()] for t in texts], dtype=np.object_)
+        tensor = grpcclient.InferInput("TEXT", list(batch.shape), "BYTES")
+        tensor.set_data_from_numpy(batch)
+        result = client.infer(name, [tensor], timeout=60)
+        return (
+            result.as_numpy("sentiment_probs"),
+            result.as_numpy("risk_probs"),
+            result.get_response().model_version,
+        )
+    finally:
+        client.close()
+
+
+def test_triton_matches_the_in_process_model(
+    settings: Settings, seed_model: LoadedModel, served: tuple[str, int]
+) -> None:
+    name, version = served
+    sentiment, risk, served_version = _infer(settings, name, TEXTS)
+    expected_sentiment, expected_risk = seed_model.predict(TEXTS)
+    assert served_version == str(version)
+    assert sentiment.shape == (len(TEXTS), 3)
+    assert risk.shape == (len(TEXTS), 7)
+    np.testing.assert_allclose(sentiment, expected_sentiment.numpy(), atol=1e-4)
+    np.testing.assert_allclose(risk, expected_risk.numpy(), atol=1e-4)
+    np.testing.assert_allclose(sentiment.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_new_export_is_a_new_immutable_version(
+    settings: Settings, seed_model: LoadedModel, served: tuple[str, int]
+) -> None:
+    name, first = served
+    folder = settings.model_repository.resolve() / name
+    before = {p.name: p.stat().st_mtime_ns for p in (folder / str(first)).iterdir()}
+    second = export(seed_model, settings.model_repository.resolve(), name)
+    assert second == first + 1
+    assert {p.name: p.stat().st_mtime_ns for p in (folder / str(first)).iterdir()} == before
+    assert not list((settings.model_repository.resolve().parent / ".export-staging").glob("*"))
+    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+    try:
+        client.load_model(name)
+    finally:
+        client.close()
+    assert _infer(settings, name, TEXTS[:1])[2] == str(second)
