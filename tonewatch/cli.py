@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tonewatch import services
+from tonewatch.commands import bench as bench_commands
 from tonewatch.commands import classify as classify_commands
 from tonewatch.commands import model as model_commands
 from tonewatch.config import Settings, settings_reference
@@ -23,6 +24,7 @@ services_app = typer.Typer(help="Run the local Kafka, Redis, Postgres and Triton
 app.add_typer(services_app, name="services")
 app.add_typer(model_commands.app, name="model")
 app.command("classify")(classify_commands.classify_command)
+app.add_typer(bench_commands.app, name="bench")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -1,0 +1,1 @@
+"""Benchmarks behind `tonewatch bench`: JSON figures side by side with their baselines."""

@@ -1,0 +1,149 @@
+"""Inference speed, three ways, on the same texts and the same trained model:
+
+(a) naive: in-process, one message per call (what a pipeline-style script does);
+(b) batched: in-process torch, length-sorted batches;
+(c) triton: the served ONNX model, many concurrent single-message requests that Triton's
+    dynamic batcher groups.
+
+(a) and (b) each run in a fresh subprocess, so that their peak memory (VmHWM) is their own;
+for (c) the peak is that of the Triton server and its Python-backend stub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Figures:
+    messages: int
+    seconds: float
+    messages_per_s: float
+    p50_ms: float
+    p99_ms: float
+    peak_rss_mb: float | None
+
+    @classmethod
+    def from_latencies(
+        cls, latencies_s: list[float], seconds: float, peak_rss_mb: float | None
+    ) -> Figures:
+        ms = np.array(latencies_s) * 1000
+        return cls(
+            messages=len(latencies_s),
+            seconds=round(seconds, 3),
+            messages_per_s=round(len(latencies_s) / seconds, 1),
+            p50_ms=round(float(np.percentile(ms, 50)), 2),
+            p99_ms=round(float(np.percentile(ms, 99)), 2),
+            peak_rss_mb=peak_rss_mb,
+        )
+
+
+def peak_rss_mb(pids: list[int]) -> float | None:
+    """Sum of the processes' peak resident memory (VmHWM), in MiB."""
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            continue
+    return round(total / 1024, 1) if total else None
+
+
+def run_in_process(mode: str, model_dir: Path, texts: list[str], batch_size: int) -> Figures:
+    """(a) or (b), in this process. Latency of a batched message = its batch's latency."""
+    import torch
+
+    from inference.model import load_model
+
+    torch.set_num_threads(torch.get_num_threads())
+    loaded = load_model(model_dir)
+    loaded.predict(texts[:8])  # warm-up
+    if mode == "naive":
+        groups = [[t] for t in texts]
+    else:
+        ordered = sorted(texts, key=len)
+        groups = [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+    latencies: list[float] = []
+    started = time.perf_counter()
+    for group in groups:
+        t0 = time.perf_counter()
+        loaded.predict(group)
+        latencies += [time.perf_counter() - t0] * len(group)
+    elapsed = time.perf_counter() - started
+    return Figures.from_latencies(latencies, elapsed, peak_rss_mb([_self_pid()]))
+
+
+def _self_pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def run_subprocess(mode: str, model_dir: Path, texts_file: Path, batch_size: int) -> Figures:
+    out = subprocess.run(
+        [sys.executable, "-m", "tonewatch.bench.inference", mode, str(model_dir),
+         str(texts_file), str(batch_size)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return Figures(**json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+async def run_triton(
+    settings: object,
+    texts: list[str],
+    concurrency: int,
+    server_pids: list[int],
+    on_done: Callable[[int], None] | None = None,
+) -> Figures:
+    """(c): `concurrency` workers each send one message per request until all are done."""
+    from inference.client import TritonClassifier
+    from tonewatch.config import Settings
+
+    assert isinstance(settings, Settings)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for text in texts:
+        queue.put_nowait(text)
+    latencies: list[float] = []
+    async with TritonClassifier(
+        url=settings.triton_grpc_url,
+        model_name=settings.triton_model_name,
+        timeout_s=30.0,
+        max_concurrency=concurrency,
+    ) as client:
+        await client.classify(texts[:8])  # warm-up
+
+        async def worker() -> None:
+            while not queue.empty():
+                text = queue.get_nowait()
+                t0 = time.perf_counter()
+                await client.classify([text])
+                latencies.append(time.perf_counter() - t0)
+                if on_done:
+                    on_done(1)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return Figures.from_latencies(latencies, elapsed, peak_rss_mb(server_pids))
+
+
+def as_dict(figures: Figures) -> dict[str, object]:
+    return asdict(figures)
+
+
+if __name__ == "__main__":  # the subprocess side of run_subprocess
+    mode, model_dir, texts_file, batch = sys.argv[1:5]
+    texts = json.loads(Path(texts_file).read_text())
+    figures = run_in_process(mode, Path(model_dir), texts, int(batch))
+    print(json.dumps(asdict(figures)))
