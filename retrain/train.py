@@ -35,9 +35,9 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-4
     head_learning_rate: float = 2e-3
-    trainable_layers: int = 2
+    trainable_layers: int = 4
     max_length: int = 64
-    per_dataset_cap: int = 1500
+    per_dataset_cap: int = 4000
     dev_cap: int = 300
     patience: int = 1
     seed: int = 13

@@ -1,8 +1,86 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import pytest
+import tritonclient.grpc as grpcclient
 
 from tonewatch import services
+from tonewatch.config import Settings
+
+ModelFactory = Callable[[str, str, str], str]
 
 
 @pytest.fixture(autouse=True)
 def _services(running_services: list[services.ServiceStatus]) -> None:
     """Every integration test talks to the real services."""
+
+
+@pytest.fixture
+def python_model(settings: Settings) -> Iterator[ModelFactory]:
+    """Write a Python-backend model into the real repository, load it; unload and delete after.
+
+    Call it with (config.pbtxt body without the name line, model.py source, version folder).
+    """
+    created: list[str] = []
+    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+
+    def make(config: str, source: str, version: str = "1") -> str:
+        name = f"selftest_{uuid.uuid4().hex[:8]}"
+        folder = settings.model_repository / name
+        (folder / version).mkdir(parents=True)
+        (folder / "config.pbtxt").write_text(f'name: "{name}"\n' + textwrap.dedent(config))
+        (folder / version / "model.py").write_text(textwrap.dedent(source))
+        created.append(name)
+        client.load_model(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in created:
+            client.unload_model(name)
+            shutil.rmtree(settings.model_repository / name, ignore_errors=True)
+        client.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+TONEWATCH = str(Path(sys.executable).parent / "tonewatch")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """The installed `tonewatch` console script, from the repository root."""
+    return subprocess.run(
+        [TONEWATCH, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def seed_model_dir(models_dir: Path) -> Path:
+    """A real model trained by `tonewatch model train` on the project's own seed set (brief)."""
+    result = run_cli(
+        "model", "train", "--datasets", "seed", "--epochs", "1", "--trainable-layers", "1",
+        env={"TONEWATCH_MODELS_DIR": str(models_dir)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (folder,) = [p for p in models_dir.iterdir() if (p / "spec.json").exists()]
+    return folder

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import tritonclient.grpc as grpcclient
 
-from inference.model import LoadedModel
+from inference.model import LoadedModel, load_model
 from inference.repository import export
-from retrain.datasets import load
-from retrain.train import TrainConfig, train
 from tonewatch.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -29,10 +28,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def seed_model(settings: Settings) -> LoadedModel:
-    """A real model, trained briefly on the project's own seed set."""
-    config = TrainConfig(encoder=settings.encoder, epochs=1, trainable_layers=1)
-    return train(config, [load("seed", settings.data_dir)]).model
+def seed_model(seed_model_dir: Path) -> LoadedModel:
+    return load_model(seed_model_dir)
 
 
 @pytest.fixture
@@ -50,7 +47,10 @@ def served(settings: Settings, seed_model: LoadedModel) -> Iterator[tuple[str, i
         shutil.rmtree(repository / name, ignore_errors=True)
 
 
-def _infer(settings: Settings, name: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+Probs = npt.NDArray[np.float32]
+
+
+def _infer(settings: Settings, name: str, texts: list[str]) -> tuple[Probs, Probs, str]:
     client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
     try:
         batch = np.array([[t.encode()] for t in texts], dtype=np.object_)

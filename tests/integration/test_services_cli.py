@@ -6,8 +6,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,25 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import ROOT, run_cli
 from tonewatch.services.process import is_alive, process_tree
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-TONEWATCH = str(Path(sys.executable).parent / "tonewatch")
-
-
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [TONEWATCH, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        timeout=timeout,
-    )
 
 
 def test_status_json_reports_every_service_with_its_server_version() -> None:

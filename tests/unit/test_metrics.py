@@ -47,7 +47,7 @@ def test_binary_prf_at_threshold() -> None:
 
 def test_split_is_stable_and_near_80_10_10() -> None:
     texts = [f"sentence number {i}" for i in range(20_000)]
-    splits = [split_of(t) for t in texts]
+    splits: list[str] = [split_of(t) for t in texts]
     assert splits == [split_of(t) for t in texts]
     assert split_of("  Sentence Number 5 ") == split_of("sentence number 5")
     for name, share in (("train", 0.8), ("dev", 0.1), ("test", 0.1)):

@@ -88,6 +88,6 @@ def inference_command(
     if not as_json:
         console.print(
             f"naive {naive}/s · batched {batched}/s · triton {triton}/s → "
-            f"c/a {report['speedup_vs_naive']}×, c/b {report['speedup_vs_batched']}×"
+            f"c/a {report['speedup_vs_naive']}x, c/b {report['speedup_vs_batched']}x"
         )
     typer.echo(json.dumps(report, indent=2))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -66,11 +67,15 @@ def _metrics_table(metrics: dict) -> Table:  # type: ignore[type-arg]
 @app.command("train")
 def train_command(
     datasets: DatasetsOption = None,
-    epochs: int = 4,
-    trainable_layers: Annotated[int, typer.Option(help="Top encoder layers to fine-tune.")] = 2,
-    per_dataset_cap: Annotated[int, typer.Option(help="Examples per dataset per epoch.")] = 1500,
-    max_length: int = 64,
-    seed: int = 13,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping).")] = None,
+    trainable_layers: Annotated[
+        int | None, typer.Option(help="Top encoder layers to fine-tune (-1: all).")
+    ] = None,
+    per_dataset_cap: Annotated[
+        int | None, typer.Option(help="Training examples drawn per dataset per epoch.")
+    ] = None,
+    max_length: Annotated[int | None, typer.Option(help="Tokens per text.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     time_budget_s: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
 ) -> None:
     """Train a new version on the datasets' train splits; evaluate it on their test splits."""
@@ -90,18 +95,22 @@ def train_command(
         if datasets is None
         else []
     )
-    config = TrainConfig(
-        encoder=settings.encoder, epochs=epochs, trainable_layers=trainable_layers,
-        per_dataset_cap=per_dataset_cap, max_length=max_length, seed=seed,
-        time_budget_s=time_budget_s,
-    )  # fmt: skip
+    # Unset options keep TrainConfig's defaults: they are defined there, once.
+    overrides: dict[str, Any] = {
+        "epochs": epochs, "trainable_layers": trainable_layers, "max_length": max_length,
+        "per_dataset_cap": per_dataset_cap, "seed": seed, "time_budget_s": time_budget_s,
+    }  # fmt: skip
+    config = dataclasses.replace(
+        TrainConfig(encoder=settings.encoder),
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
     with progress_bar(console) as progress:
         result = train(config, loaded, progress=PhaseProgress(progress))
         task = progress.add_task("test split", total=None)
         test = split_examples([*loaded, *held_out], "test")
         metrics = evaluate(test, predictor_for(result.model))
         progress.update(task, total=1, completed=1)
-    folder = settings.trained_models / new_version_id(seed)
+    folder = settings.trained_models / new_version_id(config.seed)
     save_version(folder, result, metrics, {d.name: d.licence for d in loaded})
     console.print(_metrics_table(metrics))
     console.print(f"[green]✓[/] model saved in {folder} ({result.stop_reason})")
