@@ -90,3 +90,23 @@ def test_volumes_are_declared(compose: dict[str, Any]) -> None:
         for volume in service.get("volumes", [])
     }
     assert used == set(compose["volumes"])
+
+
+def test_triton_image_runs_the_onnx_runtime_of_the_lock() -> None:
+    dockerfile = (DOCKER / "triton.Dockerfile").read_text()
+    lock = (DOCKER.parent / "requirements.lock").read_text()
+    pinned = re.search(r"^onnxruntime==(\S+)$", lock, re.M)
+    assert pinned is not None
+    assert f"ARG ONNXRUNTIME_VERSION={pinned.group(1)}" in dockerfile
+    # The backend imports exactly these; torch is not needed on the server.
+    backend = (DOCKER.parent / "inference" / "triton_model" / "model.py").read_text()
+    imports = set(re.findall(r"^(?:import|from) (\w+)", backend, re.M))
+    assert imports == {
+        "json",
+        "os",
+        "pathlib",
+        "numpy",
+        "onnxruntime",
+        "triton_python_backend_utils",
+        "tokenizers",
+    }
