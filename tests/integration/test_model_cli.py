@@ -89,3 +89,21 @@ def test_classify_scores_good_lines_and_reports_bad_ones(
     assert abs(sum(first["scores"].values()) - 1) < 1e-4
     assert len(first["risks"]) == 7
     assert first["model_version"] == "1"  # exported on demand as this name's first version
+
+
+def test_bench_inference_prints_the_three_modes_and_their_ratios(cli_model: dict[str, str]) -> None:
+    result = run_cli(
+        "bench", "inference", "--messages", "60", "--concurrency", "4", "--json", env=cli_model
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for mode in ("naive", "batched", "onnx_in_process", "triton"):
+        figures = report[mode]
+        assert figures["messages"] == 60
+        assert figures["messages_per_s"] > 0
+        assert 0 < figures["p50_ms"] <= figures["p99_ms"]
+        assert figures["peak_rss_mb"] > 0
+    assert report["speedup_vs_naive"] == round(
+        report["triton"]["messages_per_s"] / report["naive"]["messages_per_s"], 2
+    )
+    assert report["model"]["triton_version"] == "1"

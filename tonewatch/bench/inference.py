@@ -2,6 +2,7 @@
 
 (a) naive: in-process, one message per call (what a pipeline-style script does);
 (b) batched: in-process torch, length-sorted batches;
+(b') onnx: the served ONNX graph in-process, same batches (torch vs ONNX Runtime, measured);
 (c) triton: the served ONNX model, many concurrent single-message requests that Triton's
     dynamic batcher groups.
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -60,15 +62,36 @@ def peak_rss_mb(pids: list[int]) -> float | None:
     return round(total / 1024, 1) if total else None
 
 
+def _onnx_predictor(version_dir: Path) -> Callable[[list[str]], object]:
+    """The served version folder's graph and tokenizer, run the way the backend runs them."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+    from tokenizers import Tokenizer
+
+    serving = json.loads((version_dir / "serving.json").read_text())
+    tokenizer = Tokenizer.from_file(str(version_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(int(serving["max_length"]))
+    tokenizer.enable_padding(pad_id=int(serving["pad_id"]))
+    session = ort.InferenceSession(str(version_dir / serving["onnx_file"]))
+
+    def predict(texts: list[str]) -> object:
+        encodings = tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return session.run(None, {"input_ids": ids, "attention_mask": mask})
+
+    return predict
+
+
 def run_in_process(mode: str, model_dir: Path, texts: list[str], batch_size: int) -> Figures:
-    """(a) or (b), in this process. Latency of a batched message = its batch's latency."""
-    import torch
+    """(a), (b) or (b'), in this process. Latency of a batched message = its batch's."""
+    predict: Callable[[list[str]], object]
+    if mode == "onnx":
+        predict = _onnx_predictor(model_dir)
+    else:
+        from inference.model import load_model
 
-    from inference.model import load_model
-
-    torch.set_num_threads(torch.get_num_threads())
-    loaded = load_model(model_dir)
-    loaded.predict(texts[:8])  # warm-up
+        predict = load_model(model_dir).predict
+    predict(texts[:8])  # warm-up
     if mode == "naive":
         groups = [[t] for t in texts]
     else:
@@ -78,16 +101,10 @@ def run_in_process(mode: str, model_dir: Path, texts: list[str], batch_size: int
     started = time.perf_counter()
     for group in groups:
         t0 = time.perf_counter()
-        loaded.predict(group)
+        predict(group)
         latencies += [time.perf_counter() - t0] * len(group)
     elapsed = time.perf_counter() - started
-    return Figures.from_latencies(latencies, elapsed, peak_rss_mb([_self_pid()]))
-
-
-def _self_pid() -> int:
-    import os
-
-    return os.getpid()
+    return Figures.from_latencies(latencies, elapsed, peak_rss_mb([os.getpid()]))
 
 
 def run_subprocess(mode: str, model_dir: Path, texts_file: Path, batch_size: int) -> Figures:

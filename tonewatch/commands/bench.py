@@ -63,9 +63,14 @@ def inference_command(
         texts_file = Path(tmp) / "texts.json"
         texts_file.write_text(json.dumps(texts))
         results = {}
-        for mode in ("naive", "batched"):
-            task = progress.add_task(f"({'a' if mode == 'naive' else 'b'}) {mode}", total=1)
-            results[mode] = run_subprocess(mode, model_dir, texts_file, batch_size)
+        version_dir = serving.parent
+        for label, mode, folder in (
+            ("(a) naive torch, one by one", "naive", model_dir),
+            ("(b) batched torch", "batched", model_dir),
+            ("(b') batched ONNX Runtime", "onnx", version_dir),
+        ):
+            task = progress.add_task(label, total=1)
+            results[mode] = run_subprocess(mode, folder, texts_file, batch_size)
             progress.update(task, completed=1)
         task = progress.add_task("(c) triton", total=len(texts))
         results["triton"] = asyncio.run(
@@ -81,6 +86,7 @@ def inference_command(
         "batch_size": batch_size,
         "naive": as_dict(results["naive"]),
         "batched": as_dict(results["batched"]),
+        "onnx_in_process": as_dict(results["onnx"]),
         "triton": as_dict(results["triton"]),
         "speedup_vs_naive": round(triton / naive, 2),
         "speedup_vs_batched": round(triton / batched, 2),
