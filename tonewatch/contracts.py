@@ -5,7 +5,7 @@ Keep these stable; version them when they change.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,17 +22,9 @@ Risk = Literal[
 Source = Literal["news", "reviews", "chats"]
 
 # Order matters: it is the order of the model's output vectors (sentiment_probs[3], risk_probs[7]).
-SENTIMENT_LABELS: Final[tuple[Sentiment, ...]] = ("negative", "neutral", "positive")
-RISK_LABELS: Final[tuple[Risk, ...]] = (
-    "fraud",
-    "legal_regulatory",
-    "financial_distress",
-    "service_outage",
-    "product_safety",
-    "churn",
-    "toxicity",
-)
-SOURCES: Final[tuple[Source, ...]] = ("news", "reviews", "chats")
+SENTIMENT_LABELS: Final[tuple[Sentiment, ...]] = get_args(Sentiment)
+RISK_LABELS: Final[tuple[Risk, ...]] = get_args(Risk)
+SOURCES: Final[tuple[Source, ...]] = get_args(Source)
 
 # Longer texts are rejected, never silently cut (the model itself truncates to its tokens).
 MAX_TEXT_CHARS: Final = 20_000

@@ -1,5 +1,3 @@
-from typing import get_args
-
 import pytest
 
 from tonewatch import contracts
@@ -7,9 +5,15 @@ from tonewatch import contracts
 pytestmark = pytest.mark.unit
 
 
-def test_label_tuples_match_their_literal_types_in_order() -> None:
-    assert get_args(contracts.Sentiment) == contracts.SENTIMENT_LABELS
-    assert get_args(contracts.Risk) == contracts.RISK_LABELS
-    assert get_args(contracts.Source) == contracts.SOURCES
-    assert len(contracts.SENTIMENT_LABELS) == 3
-    assert len(contracts.RISK_LABELS) == 7
+def test_label_order_is_the_model_output_order() -> None:
+    assert contracts.SENTIMENT_LABELS == ("negative", "neutral", "positive")
+    assert contracts.RISK_LABELS == (
+        "fraud",
+        "legal_regulatory",
+        "financial_distress",
+        "service_outage",
+        "product_safety",
+        "churn",
+        "toxicity",
+    )
+    assert contracts.SOURCES == ("news", "reviews", "chats")
