@@ -72,6 +72,11 @@ def available(data_dir: Path) -> list[str]:
     return [name for name in LOADERS if all((data_dir / file).is_file() for file in FILES[name])]
 
 
+def trainable(data_dir: Path) -> list[str]:
+    """The available datasets that training uses: all but the evaluation-only subsets."""
+    return [name for name in available(data_dir) if name not in EVALUATION_ONLY]
+
+
 def load(name: str, data_dir: Path) -> Dataset:
     """Load one dataset by name; KeyError for an unknown name, FileNotFoundError if absent."""
     if name not in LOADERS:

@@ -21,10 +21,10 @@ console = Console(stderr=True)
 
 def benchmark_texts(settings: Settings, count: int, seed: int = 7) -> list[str]:
     """A fixed, mixed sample of held-out texts (test splits), repeated if there are few."""
-    from retrain.datasets import EVALUATION_ONLY, available, load
+    from retrain.datasets import load, trainable
     from retrain.train import split_examples
 
-    names = [n for n in available(settings.data_dir) if n not in EVALUATION_ONLY]
+    names = trainable(settings.data_dir)
     pools = split_examples([load(n, settings.data_dir) for n in names], "test")
     texts = sorted({e.text for examples in pools.values() for e in examples})
     rng = random.Random(seed)

@@ -27,17 +27,23 @@ DatasetsOption = Annotated[
 ModelOption = Annotated[str, typer.Option("--model", help="`latest`, a version id or a path.")]
 
 
-def _load_datasets(
-    settings: Settings, names: str | None, quiet: bool = False, training: bool = False
-) -> list[Dataset]:
+def _dataset_names(settings: Settings, names: str | None, training: bool) -> list[str]:
+    """The names asked for, or every available dataset (for training: bar subsets)."""
     from retrain import datasets
 
-    chosen = names.split(",") if names else datasets.available(settings.data_dir)
+    if names:
+        return [name.strip() for name in names.split(",") if name.strip()]
     if training:
-        chosen = [name for name in chosen if name not in datasets.EVALUATION_ONLY]
+        return datasets.trainable(settings.data_dir)
+    return datasets.available(settings.data_dir)
+
+
+def _load_datasets(settings: Settings, names: list[str], quiet: bool = False) -> list[Dataset]:
+    from retrain import datasets
+
     loaded = []
-    for name in chosen:
-        dataset = datasets.load(name.strip(), settings.data_dir)
+    for name in names:
+        dataset = datasets.load(name, settings.data_dir)
         loaded.append(dataset)
         if not quiet:
             skipped = dict(dataset.report.skipped.most_common(3))
@@ -79,22 +85,18 @@ def train_command(
     time_budget_s: Annotated[float | None, typer.Option(help="Stop after this long.")] = None,
 ) -> None:
     """Train a new version on the datasets' train splits; evaluate it on their test splits."""
-    import torch
-
-    from retrain.datasets import EVALUATION_ONLY, available
+    from retrain.datasets import EVALUATION_ONLY
     from retrain.evaluate import evaluate, predictor_for
     from retrain.train import TrainConfig, split_examples, train
     from retrain.versions import new_version_id, save_version
 
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     settings = Settings()
     console.print("[bold]loading datasets[/]")
-    loaded = _load_datasets(settings, datasets, training=True)
-    held_out = (
-        _load_datasets(settings, ",".join(EVALUATION_ONLY & set(available(settings.data_dir))))
-        if datasets is None
-        else []
-    )
+    loaded = _load_datasets(settings, _dataset_names(settings, datasets, training=True))
+    # Subsets held out from training are still evaluated when training on everything.
+    evaluation_only = [] if datasets else sorted(EVALUATION_ONLY)
+    everything = _dataset_names(settings, None, training=False)
+    held_out = _load_datasets(settings, [n for n in evaluation_only if n in everything])
     # Unset options keep TrainConfig's defaults: they are defined there, once.
     overrides: dict[str, Any] = {
         "epochs": epochs, "trainable_layers": trainable_layers, "max_length": max_length,
@@ -133,7 +135,7 @@ def eval_command(
 
     settings = Settings()
     folder = versions.resolve(settings.trained_models, model)
-    loaded = _load_datasets(settings, data, quiet=as_json)
+    loaded = _load_datasets(settings, _dataset_names(settings, data, False), quiet=as_json)
     metrics = evaluate(split_examples(loaded, split), predictor_for(load_model(folder)))
     target = out or folder / f"eval-{split}"
     target.mkdir(parents=True, exist_ok=True)
