@@ -33,7 +33,7 @@ class ServingConfig:
     preferred_batch_sizes: tuple[int, ...] = (16, 32, 64)
     max_queue_delay_us: int = 2000
     intra_op_threads: int = 0  # 0: as many as the machine has
-    quantize_int8: bool = False
+    quantize_int8: bool = True  # no measurable F1 cost, 1.5-2x faster on CPU (README)
 
 
 class _Probabilities(nn.Module):
@@ -94,8 +94,10 @@ def export_onnx(loaded: LoadedModel, path: Path, quantize_int8: bool = False) ->
             quantize_dynamic,
         )
 
+        # Per-channel weights: 2x faster on CPU, and 97.6% of sentiment argmaxes unchanged
+        # on the benchmark texts (per-tensor: 95%). See the README's benchmark section.
         quantized = path.with_suffix(".int8.onnx")
-        quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QInt8, per_channel=True)
         quantized.replace(path)
 
 

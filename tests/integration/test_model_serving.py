@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from inference.model import LoadedModel, load_model
-from inference.repository import export
+from inference.repository import ServingConfig, export
 from tonewatch.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,8 @@ def seed_model(seed_model_dir: Path) -> LoadedModel:
 def served(settings: Settings, seed_model: LoadedModel) -> Iterator[tuple[str, int]]:
     name = f"selftest_model_{uuid.uuid4().hex[:8]}"
     repository = settings.model_repository.resolve()
-    version = export(seed_model, repository, name, source="selftest")
+    # fp32, so that the served graph can be held to the eager model's numbers.
+    version = export(seed_model, repository, name, ServingConfig(quantize_int8=False), "selftest")
     client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
     try:
         client.load_model(name)
@@ -96,3 +98,23 @@ def test_a_new_export_is_a_new_immutable_version(
     finally:
         client.close()
     assert _infer(settings, name, TEXTS[:1])[2] == str(second)
+
+
+def test_the_int8_export_stays_close_to_the_model(
+    settings: Settings, seed_model: LoadedModel, served: tuple[str, int]
+) -> None:
+    name, _ = served
+    repository = settings.model_repository.resolve()
+    version = export(seed_model, repository, name, ServingConfig(quantize_int8=True))
+    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+    try:
+        client.load_model(name)
+    finally:
+        client.close()
+    sentiment, risk, _ = _infer(settings, name, TEXTS)
+    expected_sentiment, expected_risk = seed_model.predict(TEXTS)
+    np.testing.assert_allclose(sentiment.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(sentiment - expected_sentiment.numpy()).max() < 0.25
+    assert np.abs(risk - expected_risk.numpy()).max() < 0.25
+    serving = json.loads((repository / name / str(version) / "serving.json").read_text())
+    assert serving["int8"] is True

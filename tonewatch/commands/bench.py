@@ -37,7 +37,7 @@ def benchmark_texts(settings: Settings, count: int, seed: int = 7) -> list[str]:
 @app.command("inference")
 def inference_command(
     messages: Annotated[int, typer.Option(help="Texts per mode.")] = 1000,
-    concurrency: Annotated[int, typer.Option(help="Concurrent requests to Triton.")] = 16,
+    concurrency: Annotated[int, typer.Option(help="Concurrent requests to Triton.")] = 64,
     batch_size: Annotated[int, typer.Option(help="Batch size of the in-process mode.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON.")] = False,
 ) -> None:

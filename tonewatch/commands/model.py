@@ -151,7 +151,9 @@ def eval_command(
 @app.command("export")
 def export_command(
     model: ModelOption = "latest",
-    int8: Annotated[bool, typer.Option(help="Dynamic int8 quantisation (ONNX Runtime).")] = False,
+    int8: Annotated[
+        bool, typer.Option(help="Dynamic int8 quantisation of the ONNX weights.")
+    ] = True,
     load: Annotated[bool, typer.Option(help="Load it into the running Triton.")] = True,
 ) -> None:
     """Export a trained version into the Triton repository as its next version, and load it."""
