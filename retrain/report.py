@@ -45,7 +45,7 @@ def plot_confusion(metrics: dict[str, DatasetMetrics], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_training_curve(history: Sequence[EpochStats], path: Path) -> None:
+def plot_training_curve(history: Sequence[EpochStats], path: Path, best_epoch: int = 0) -> None:
     epochs = [h.epoch for h in history]
     fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
     loss_ax.plot(epochs, [h.train_loss for h in history], "o-", label="train")
@@ -62,6 +62,10 @@ def plot_training_curve(history: Sequence[EpochStats], path: Path) -> None:
     for ax in (loss_ax, f1_ax):
         ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
+    if best_epoch:
+        loss_ax.annotate("kept", (best_epoch, loss_ax.get_ylim()[1]), ha="center", va="top")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -61,5 +61,5 @@ def save_version(
         )
     )
     write_metrics(folder, metrics)
-    plot_training_curve(result.history, folder / "training_curve.png")
+    plot_training_curve(result.history, folder / "training_curve.png", result.best_epoch)
     (folder / "MODEL_CARD.md").write_text(model_card(folder.name, result, metrics, licences))
