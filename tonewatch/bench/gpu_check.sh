@@ -3,8 +3,9 @@
 # GPU, from the repository root, after `make install` and `tonewatch model train`:
 #   bash tonewatch/bench/gpu_check.sh > gpu.json
 # It installs onnxruntime-gpu beside the CPU build, exports the latest trained model, starts
-# Triton (the pytriton binary is CUDA-enabled; with no instance_group in config.pbtxt Triton
-# places one instance per GPU and the backend picks ONNX Runtime's CUDA provider), then
+# Triton (the pytriton binary is CUDA-enabled; the instance group in config.pbtxt names no
+# kind, so Triton places the instances on the GPU and the backend picks ONNX Runtime's CUDA
+# provider), then
 # prints the same JSON as `tonewatch bench inference`. Not run in CI: this machine has no GPU.
 set -euo pipefail
 BIN="${VENV:-.venv}/bin"
