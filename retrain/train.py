@@ -80,9 +80,14 @@ def _encode(loaded: LoadedModel, examples: Sequence[Example]) -> _Encoded:
     sentiment = torch.tensor(
         [SENTIMENT_LABELS.index(e.sentiment) if e.sentiment else -1 for e in examples]
     )
+    return _Encoded(list(ids), sentiment, *_risk_targets(examples))
+
+
+def _risk_targets(examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, 7) risk targets and the (n, 7) mask of the labels each example vouches for."""
     risk = torch.tensor([[float(e.risks.get(r, False)) for r in RISK_LABELS] for e in examples])
     known = torch.tensor([[float(r in e.risks) for r in RISK_LABELS] for e in examples])
-    return _Encoded(list(ids), sentiment, risk, known)
+    return risk, known
 
 
 def _batches(lengths: Sequence[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -133,10 +138,11 @@ class MultiTaskLoss(nn.Module):
         return loss
 
 
-def _pos_weight(encoded: _Encoded) -> torch.Tensor:
+def _pos_weight(examples: Sequence[Example]) -> torch.Tensor:
     """Rare risks weigh more (negatives per positive, between 1 and 10)."""
-    positives = (encoded.risk * encoded.risk_known).sum(0)
-    negatives = ((1 - encoded.risk) * encoded.risk_known).sum(0)
+    risk, known = _risk_targets(examples)
+    positives = (risk * known).sum(0)
+    negatives = ((1 - risk) * known).sum(0)
     return (negatives / positives.clamp(min=1)).clamp(1.0, 10.0)
 
 
@@ -204,7 +210,7 @@ def train(
     train_pools = split_examples(datasets, "train")
     dev = _sample(split_examples(datasets, "dev"), config.dev_cap, random.Random(config.seed))
     dev_encoded = _encode(loaded, dev)
-    loss_fn = MultiTaskLoss(_pos_weight(_encode(loaded, _sample(train_pools, 10**9, rng))))
+    loss_fn = MultiTaskLoss(_pos_weight([e for pool in train_pools.values() for e in pool]))
     heads = [*loaded.model.sentiment_head.parameters(), *loaded.model.risk_head.parameters()]
     encoder_params = [p for p in loaded.model.encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
