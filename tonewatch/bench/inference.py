@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tonewatch.config import Settings
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -117,7 +119,7 @@ def run_subprocess(mode: str, model_dir: Path, texts_file: Path, batch_size: int
 
 
 async def run_triton(
-    settings: object,
+    settings: Settings,
     texts: list[str],
     concurrency: int,
     server_pids: list[int],
@@ -125,9 +127,7 @@ async def run_triton(
 ) -> Figures:
     """(c): `concurrency` workers each send one message per request until all are done."""
     from inference.client import TritonClassifier
-    from tonewatch.config import Settings
 
-    assert isinstance(settings, Settings)
     queue: asyncio.Queue[str] = asyncio.Queue()
     for text in texts:
         queue.put_nowait(text)

@@ -33,16 +33,17 @@ def parse_line(number: int, line: str) -> ClassifyRequest | str:
         return f"line {number}: {problems}"
 
 
-def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+def read_requests(path: Path) -> Iterator[ClassifyRequest | str]:
+    """Each non-blank line as a request, or as the error that says why it is not one."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield number, f"\0invalid UTF-8 at byte {exc.start}"
+                yield f"line {number}: invalid UTF-8 at byte {exc.start}"
                 continue
             if text.strip():
-                yield number, text
+                yield parse_line(number, text)
 
 
 async def classify_file(
@@ -79,10 +80,7 @@ async def classify_file(
                 on_progress(len(pending))
             pending.clear()
 
-        for number, line in _numbered_lines(source):
-            parsed = (
-                f"line {number}: {line[1:]}" if line.startswith("\0") else parse_line(number, line)
-            )
+        for parsed in read_requests(source):
             if isinstance(parsed, str):
                 errors.append(parsed)
                 console.print(f"[yellow]skipped[/] {parsed}", markup=True, highlight=False)
@@ -111,7 +109,7 @@ def classify_command(
         raise typer.Exit(2)
     services.up(settings, ["triton"])
     version = ensure_model_served(settings)
-    total = sum(1 for _ in _numbered_lines(input))
+    total = sum(1 for _ in read_requests(input))
     started = time.perf_counter()
     with output.open("w") as sink, progress_bar(console) as progress:
         task = progress.add_task(f"classify (model v{version})", total=total)
