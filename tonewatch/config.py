@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(19093, description="KRaft controller port.")
     kafka_heap: str = Field("768m", description="JVM heap of the local Kafka broker.")
 
+    kafka_topic_prefix: str = Field(
+        "", description="Prefix of every topic name, to run isolated pipelines on one broker."
+    )
+    kafka_partitions: int = Field(
+        4, ge=1, description="Partitions of the topics tonewatch creates (tables match them)."
+    )
+
     redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL.")
 
     database_url: str = Field(
@@ -57,6 +64,43 @@ class Settings(BaseSettings):
     triton_timeout_s: float = Field(5.0, description="Per-call deadline of Triton requests.")
     triton_max_concurrency: int = Field(8, description="Triton requests in flight per client.")
     triton_retries: int = Field(3, description="Retries of a transient Triton failure.")
+
+    worker_app_id: str = Field(
+        "tonewatch", description="faust app id: the consumer group and table-topic prefix."
+    )
+    worker_batch_size: int = Field(32, ge=1, description="Most messages per model call.")
+    worker_batch_within_s: float = Field(
+        0.05, gt=0, description="Longest wait to fill a micro-batch."
+    )
+    window_s: int = Field(60, ge=1, description="Tumbling window length, in event time.")
+    baseline_alpha: float = Field(
+        0.2, gt=0, le=1, description="Weight of the newest window in an entity's baseline."
+    )
+    baseline_min_windows: int = Field(
+        5, ge=1, description="Windows of history before spike rules judge an entity."
+    )
+    rule_min_volume: int = Field(5, ge=1, description="Messages a window needs for spike rules.")
+    rule_risk_threshold: float = Field(
+        0.8, gt=0, lt=1, description="Risk probability that raises a message_risk alert."
+    )
+    rule_negative_share_delta: float = Field(
+        0.3, gt=0, le=1, description="Rise of the negative share over baseline for a spike."
+    )
+    rule_negative_z: float = Field(3.0, gt=0, description="z-score a negative spike needs.")
+    rule_volume_ratio: float = Field(
+        3.0, gt=1, description="Window volume over baseline mean for a volume spike."
+    )
+    rule_volume_z: float = Field(3.0, gt=0, description="z-score a volume spike needs.")
+    rule_shift_delta: float = Field(
+        0.5, gt=0, le=2, description="Change of mean net sentiment (-1..1) for a shift."
+    )
+    rule_escalation_turns: int = Field(
+        3, ge=2, description="Customer turns of rising negativity that escalate a chat."
+    )
+    alert_cooldown_s: int = Field(
+        900, ge=0, description="Quiet time per entity and alert kind after an alert."
+    )
+    redis_recent_alerts: int = Field(200, ge=1, description="Alerts kept per Redis list.")
 
     data_dir: Path = Field(
         Path("../shared/data"), description="The shared labelled datasets (optional)."
