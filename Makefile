@@ -57,7 +57,7 @@ test-unit: install
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)
 
 demo: services-up
-	$(TONEWATCH) services status
+	$(TONEWATCH) demo
 
 # Re-resolve the pins from pyproject.toml into a scratch venv and write requirements.lock.
 lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final, Literal, get_args
 
 from aiokafka import AIOKafkaProducer
@@ -69,3 +70,35 @@ def new_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
         "linger_ms": 5,
     }
     return AIOKafkaProducer(**(options | overrides))
+
+
+async def publish(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+) -> None:
+    """Send (key, value) records and wait until the broker has acknowledged all of them."""
+    pending = [await producer.send(topic, value, key=key) for key, value in records]
+    for future in pending:
+        await future
+
+
+async def delete_topics(settings: Settings) -> list[str]:
+    """Delete a pipeline's topics: those under its prefix and its app's table changelogs.
+
+    For isolated runs (tests, benchmarks); refuses an empty prefix, which would be everything.
+    """
+    if not settings.kafka_topic_prefix:
+        raise ValueError("refusing to delete topics without a kafka_topic_prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        ours = sorted(
+            name
+            for name in await admin.list_topics()
+            if name.startswith(settings.kafka_topic_prefix)
+            or name.startswith(f"{settings.worker_app_id}-")
+        )
+        if ours:
+            await admin.delete_topics(ours)
+        return ours
+    finally:
+        await admin.close()

@@ -15,7 +15,11 @@ from rich.table import Table
 from tonewatch import services
 from tonewatch.commands import bench as bench_commands
 from tonewatch.commands import classify as classify_commands
+from tonewatch.commands import db as db_commands
+from tonewatch.commands import demo as demo_commands
 from tonewatch.commands import model as model_commands
+from tonewatch.commands import replay as replay_commands
+from tonewatch.commands import worker as worker_commands
 from tonewatch.config import Settings, settings_reference
 from tonewatch.services.exceptions import ServiceError
 
@@ -25,6 +29,11 @@ app.add_typer(services_app, name="services")
 app.add_typer(model_commands.app, name="model")
 app.command("classify")(classify_commands.classify_command)
 app.add_typer(bench_commands.app, name="bench")
+app.add_typer(db_commands.app, name="db")
+app.command("replay")(replay_commands.replay_command)
+app.command("generate")(replay_commands.generate_command)
+app.command("worker")(worker_commands.worker_command)
+app.command("demo")(demo_commands.demo_command)
 
 console = Console()
 err_console = Console(stderr=True)

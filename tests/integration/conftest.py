@@ -84,3 +84,45 @@ def seed_model_dir(models_dir: Path) -> Path:
     assert result.returncode == 0, result.stdout + result.stderr
     (folder,) = [p for p in models_dir.iterdir() if (p / "spec.json").exists()]
     return folder
+
+
+def _load(settings: Settings, name: str) -> None:
+    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+    try:
+        client.load_model(name)
+    finally:
+        client.close()
+
+
+def _unload(settings: Settings, name: str) -> None:
+    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
+    try:
+        client.unload_model(name)
+    finally:
+        client.close()
+        shutil.rmtree(settings.model_repository.resolve() / name, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def served_seed_model(settings: Settings, seed_model_dir: Path) -> Iterator[str]:
+    """The seed-trained model, exported (int8, as in production) and loaded in Triton."""
+    from inference.model import load_model
+    from inference.repository import export
+
+    name = f"selftest_seed_{uuid.uuid4().hex[:8]}"
+    export(load_model(seed_model_dir), settings.model_repository.resolve(), name, source="selftest")
+    _load(settings, name)
+    yield name
+    _unload(settings, name)
+
+
+@pytest.fixture(scope="session")
+def stub_model(settings: Settings) -> Iterator[str]:
+    """The constant-time keyword stub, loaded in Triton (exact expectations for fault tests)."""
+    from inference.stub import install_stub
+
+    name = f"selftest_stub_{uuid.uuid4().hex[:8]}"
+    install_stub(settings.model_repository.resolve(), name)
+    _load(settings, name)
+    yield name
+    _unload(settings, name)

@@ -6,11 +6,13 @@ import asyncio
 import json
 import random
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import TaskID
 
 from tonewatch.commands.progress import progress_bar
 from tonewatch.config import Settings
@@ -95,5 +97,77 @@ def inference_command(
         console.print(
             f"naive {naive}/s · batched {batched}/s · triton {triton}/s → "
             f"c/a {report['speedup_vs_naive']}x, c/b {report['speedup_vs_batched']}x"
+        )
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("e2e")
+def e2e_command(
+    messages: Annotated[int, typer.Option(help="Generated messages per run (>= ~300).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated stream.")] = 7,
+    concurrency: Annotated[int, typer.Option(help="Concurrent requests of Triton alone.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON.")] = False,
+) -> None:
+    """Generated stream -> Kafka -> worker -> Triton -> Postgres/Redis, with the real model
+    and with a constant-time stub model, beside Triton alone on the same texts."""
+    from inference.stub import install_stub
+    from streams.generator import generate
+    from tonewatch import services
+    from tonewatch.bench.e2e import run_pipeline
+    from tonewatch.bench.inference import as_dict, run_triton
+    from tonewatch.commands.model import ensure_model_served, load_into_triton
+    from tonewatch.services.process import process_tree
+    from tonewatch.services.triton import TritonService
+
+    settings = Settings()
+    services.up(settings)
+    served = ensure_model_served(settings)
+    stub = f"{settings.triton_model_name}_stub"
+    install_stub(settings.model_repository.resolve(), stub)
+    load_into_triton(settings.model_copy(update={"triton_model_name": stub}))
+    run = time.strftime("%Y%m%d%H%M%S")
+    real_load = generate(seed=seed, messages=messages, tenant=f"bench-{run}-model")
+    stub_load = generate(seed=seed, messages=messages, tenant=f"bench-{run}-stub")
+    total = len(real_load.messages)
+    triton_pid = TritonService(settings).process.pid()
+    server_pids = sorted(process_tree(triton_pid)) if triton_pid else []
+
+    with progress_bar(console) as progress:
+        runs = {}
+        for label, model, workload in (
+            (f"pipeline, model v{served}", settings.triton_model_name, real_load),
+            ("pipeline, stub model", stub, stub_load),
+        ):
+            task = progress.add_task(label, total=total)
+
+            def stored(n: int, task: TaskID = task) -> None:
+                progress.update(task, completed=n)
+
+            runs[model] = asyncio.run(run_pipeline(settings, model, workload, stored))
+        task = progress.add_task("Triton alone", total=total)
+        alone = asyncio.run(
+            run_triton(
+                settings, [m.text for m in real_load.messages], concurrency, server_pids,
+                lambda n: progress.advance(task, n),
+            )
+        )  # fmt: skip
+    real, stubbed = runs[settings.triton_model_name], runs[stub]
+    report = {
+        "messages": real.messages,
+        "throughput_msgs_per_s": real.throughput_msgs_per_s,
+        "p50_ms": real.p50_ms,
+        "p99_ms": real.p99_ms,
+        "lost": real.lost,
+        "dup_alerts": real.dup_alerts,
+        "model": real.as_dict() | {"triton_version": served},
+        "stub": stubbed.as_dict(),
+        "triton_alone": as_dict(alone),
+        "vs_triton_alone": round(real.throughput_msgs_per_s / alone.messages_per_s, 2),
+    }
+    if not as_json:
+        console.print(
+            f"pipeline {real.throughput_msgs_per_s}/s (Triton alone {alone.messages_per_s}/s, "
+            f"stub model {stubbed.throughput_msgs_per_s}/s) · alert p50 {real.p50_ms} ms, "
+            f"p99 {real.p99_ms} ms · lost {real.lost}, dup_alerts {real.dup_alerts}"
         )
     typer.echo(json.dumps(report, indent=2))

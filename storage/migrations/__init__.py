@@ -1,0 +1,1 @@
+"""Alembic migrations of the Postgres schema (a package, so that installs ship them)."""

@@ -1,0 +1,140 @@
+"""The Postgres schema as SQLAlchemy 2 models. Migrations in storage/migrations must match it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Deterministic constraint names, so that migrations can name what they create and drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Json = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        str: Text(),
+        Json: JSONB(),
+        list[str]: JSONB(),
+        bytes: LargeBinary(),
+    }
+
+
+class Message(Base):
+    """An input message as received; (tenant, source, message_id) is its dedup key."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("tenant", "source", "message_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    tenant: Mapped[str]
+    source: Mapped[str]
+    message_id: Mapped[str]
+    entity: Mapped[str | None]
+    conversation_id: Mapped[str | None]
+    speaker: Mapped[str | None]
+    turn: Mapped[int | None] = mapped_column(Integer)
+    text: Mapped[str]
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    meta: Mapped[Json]
+    origin_topic: Mapped[str]
+    origin_partition: Mapped[int] = mapped_column(Integer)
+    origin_offset: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Prediction(Base):
+    """One model version's verdict on a stored message."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("message_pk", "model_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    message_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    sentiment: Mapped[str]
+    scores: Mapped[Json]
+    risks: Mapped[Json]
+    model_version: Mapped[str]
+    scored_at: Mapped[datetime]
+
+
+class AlertRow(Base):
+    """A recorded alert (the tonewatch.contracts.Alert); dedup_key makes recording idempotent."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(unique=True)
+    tenant: Mapped[str]
+    kind: Mapped[str]
+    severity: Mapped[str]
+    source: Mapped[str]
+    entity: Mapped[str | None]
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    figures: Mapped[Json]
+    evidence: Mapped[list[str]]
+    summary: Mapped[str]
+    model_version: Mapped[str]
+    created_at: Mapped[datetime]
+
+
+# Refilling Redis after an outage asks which tenants had alerts since a time.
+Index("ix_alerts_created_at", AlertRow.created_at)
+Index("ix_alerts_tenant_created_at", AlertRow.tenant, AlertRow.created_at.desc())
+Index(
+    "ix_alerts_tenant_source_entity_created_at",
+    AlertRow.tenant,
+    AlertRow.source,
+    AlertRow.entity,
+    AlertRow.created_at.desc(),
+)
+
+
+class DeadLetterRow(Base):
+    """A record the worker could not process (tonewatch.contracts.DeadLetter), by origin."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("topic", "partition", "offset"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    reason: Mapped[str]
+    error: Mapped[str]
+    topic: Mapped[str]
+    partition: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    key_base64: Mapped[str | None]
+    raw: Mapped[bytes]
+    raw_size: Mapped[int] = mapped_column(Integer)
+    received_at: Mapped[datetime]
+
+
+Index("ix_dead_letters_received_at", DeadLetterRow.received_at.desc())

@@ -1,0 +1,163 @@
+"""`bench e2e`: the generator's stream through Kafka, a worker and Triton into Postgres/Redis.
+
+Each run gets topics, a consumer group and a tenant of its own, and a fresh worker. All
+messages are produced at once, as fast as Kafka takes them, so the worker is the bottleneck;
+throughput is messages over the time from the first send to the last commit in Postgres.
+Latencies are wall-clock times on this one machine:
+- alert latency: from sending the message that tipped an alert to the alert's commit;
+- message latency: from sending a message to its commit with its prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage import alerts as alert_store
+from storage import messages as message_store
+from storage.db import create_engine, migrate
+from streams.generator import Workload
+from streams.topics import delete_topics, ensure_topics, message_key, new_producer, topic_name
+from tonewatch.bench.ledger import reconcile
+from tonewatch.config import Settings
+from tonewatch.contracts import Alert
+from tonewatch.workers import start_worker
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class PipelineFigures:
+    model: str
+    messages: int
+    seconds: float
+    throughput_msgs_per_s: float
+    p50_ms: float
+    p99_ms: float
+    message_p50_ms: float
+    message_p99_ms: float
+    expected: int
+    raised: int
+    lost: int
+    dup_alerts: int
+    unexpected: int
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _percentile(values_ms: list[float], q: float) -> float:
+    return round(float(np.percentile(values_ms, q)), 1) if values_ms else float("nan")
+
+
+async def run_pipeline(
+    settings: Settings,
+    model_name: str,
+    workload: Workload,
+    on_progress: Progress | None = None,
+    timeout_s: float = 900.0,
+) -> PipelineFigures:
+    """One isolated run of the whole pipeline on `workload`, with `model_name` in Triton."""
+    run = uuid.uuid4().hex[:8]
+    isolated = settings.model_copy(
+        update={
+            "kafka_topic_prefix": f"bench-{run}.",
+            "worker_app_id": f"bench-{run}",
+            "triton_model_name": model_name,
+            "worker_metrics_port": 0,
+        }
+    )
+    await ensure_topics(isolated)
+    await asyncio.to_thread(migrate, isolated.database_url)
+    worker = await asyncio.to_thread(start_worker, isolated, f"bench-{run}")
+    engine = create_engine(isolated)
+    try:
+        sent_at = await _produce_all(isolated, workload)
+        tenant = workload.messages[0].tenant
+        stored = await _wait_stored(engine, tenant, len(workload.messages), timeout_s, on_progress)
+        alerts = await _settled_alerts(engine, tenant)
+    finally:
+        await asyncio.to_thread(worker.stop)
+        await engine.dispose()
+        await delete_topics(isolated)
+    first_sent = min(sent_at.values())
+    last_stored = max(stored.values()).timestamp()
+    message_ms = [(stored[i].timestamp() - sent_at[i]) * 1000 for i in stored if i in sent_at]
+    alert_ms = [
+        (alert.created_at.timestamp() - sent_at[alert.evidence[-1]]) * 1000
+        for alert in alerts
+        if alert.evidence and alert.evidence[-1] in sent_at
+    ]
+    ledger = reconcile(workload.expected, alerts)
+    seconds = last_stored - first_sent
+    return PipelineFigures(
+        model=model_name,
+        messages=len(stored),
+        seconds=round(seconds, 2),
+        throughput_msgs_per_s=round(len(stored) / seconds, 1),
+        p50_ms=_percentile(alert_ms, 50),
+        p99_ms=_percentile(alert_ms, 99),
+        message_p50_ms=_percentile(message_ms, 50),
+        message_p99_ms=_percentile(message_ms, 99),
+        expected=ledger.expected,
+        raised=ledger.raised,
+        lost=ledger.lost,
+        dup_alerts=ledger.dup_alerts,
+        unexpected=ledger.unexpected,
+    )
+
+
+async def _produce_all(settings: Settings, workload: Workload) -> dict[str, float]:
+    """Send every message as fast as the producer goes; returns each id's send time."""
+    producer = new_producer(settings)
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    try:
+        pending = []
+        for message in workload.messages:
+            sent_at[message.id] = time.time()
+            pending.append(
+                await producer.send(
+                    topic_name(settings, message.source),
+                    message.model_dump_json(exclude_none=True).encode(),
+                    key=message_key(message.subject),
+                )
+            )
+        for future in pending:
+            await future
+    finally:
+        await producer.stop()
+    return sent_at
+
+
+async def _wait_stored(
+    engine: AsyncEngine, tenant: str, total: int, timeout_s: float, on_progress: Progress | None
+) -> dict[str, datetime]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stored = await message_store.stored_at(engine, tenant)
+        if on_progress:
+            on_progress(len(stored))
+        if len(stored) >= total:
+            return stored
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(stored)} of {total} messages stored in {timeout_s:.0f}s")
+        await asyncio.sleep(0.5)
+
+
+async def _settled_alerts(engine: AsyncEngine, tenant: str) -> list[Alert]:
+    """The tenant's alerts once no new one has arrived for two seconds."""
+    seen = -1
+    while True:
+        alerts = await alert_store.recent(engine, tenant, limit=None)
+        if len(alerts) == seen:
+            return alerts
+        seen = len(alerts)
+        await asyncio.sleep(2.0)

@@ -1,0 +1,83 @@
+"""Stream workers as background processes, for the demo, the benchmarks and the tests.
+
+Each worker is `tonewatch worker` in a session of its own, with the caller's Settings passed
+down as TONEWATCH_ variables, a pid file and a log under <var_dir>/workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Final
+
+from tonewatch.config import Settings
+from tonewatch.services.process import Launch, ManagedProcess
+
+# Logged by faust once the worker has started its agents and recovered its tables.
+READY_MARK: Final = "[^Worker]: Ready"
+
+
+class WorkerError(RuntimeError):
+    """A worker exited or did not get ready in time; the message has its log's tail."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Every setting as the TONEWATCH_ variable that reproduces it in a child process."""
+    env = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is not None:
+            env[f"TONEWATCH_{name.upper()}"] = str(value)
+    return env
+
+
+def worker_process(settings: Settings, name: str) -> ManagedProcess:
+    return ManagedProcess(f"worker-{name}", settings.var_dir / "workers")
+
+
+def start_worker(settings: Settings, name: str, ready_timeout_s: float = 120.0) -> ManagedProcess:
+    """Start a worker and wait until faust reports it ready."""
+    process = worker_process(settings, name)
+    if process.pid() is not None:
+        raise WorkerError(f"worker {name!r} is already running (pid {process.pid()})")
+    offset = process.log_path.stat().st_size if process.log_path.exists() else 0
+    tonewatch = str(Path(sys.executable).with_name("tonewatch"))
+    pid = process.spawn(
+        Launch(argv=[tonewatch, "worker"], env=settings_env(settings), cwd=Path.cwd())
+    )
+    deadline = time.monotonic() + ready_timeout_s
+    while time.monotonic() < deadline:
+        if READY_MARK in _log_since(process.log_path, offset):
+            return process
+        if process.pid() is None:
+            raise WorkerError(
+                f"worker {name!r} (pid {pid}) exited during start-up; "
+                f"log {process.log_path}:\n{process.log_tail(30)}"
+            )
+        time.sleep(0.2)
+    process.stop()
+    raise WorkerError(
+        f"worker {name!r} not ready after {ready_timeout_s:.0f}s; "
+        f"log {process.log_path}:\n{process.log_tail(30)}"
+    )
+
+
+def kill_worker(process: ManagedProcess) -> None:
+    """SIGKILL, the crash a worker must survive: nothing gets to clean up or commit."""
+    pid = process.pid()
+    if pid is not None:
+        os.killpg(pid, signal.SIGKILL)
+        while process.pid() is not None:
+            time.sleep(0.05)
+
+
+def _log_since(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""
