@@ -135,6 +135,9 @@ def create_app(settings: Settings) -> faust.App:
         # A batch may wait for Triton or Postgres to come back: never long enough to be
         # taken for a dead consumer and rebalanced away.
         broker_max_poll_interval=1800.0,
+        # A worker killed -9 hands its partitions over after this, not faust's default 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
     )
     runtime = Runtime(settings)
     for source in SOURCES:
