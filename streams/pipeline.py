@@ -19,6 +19,7 @@ turns anything unexpected into per-record retries and dead letters.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -127,13 +128,6 @@ class Pipeline:
         fresh, plan = await self._deduplicate(parsed, result)
         scored, failed = await self._score(fresh)
         letters += failed
-        await self.dead_letters.send(letters, self.source)
-        result.dead_letters = len(letters)
-        await until_done(
-            lambda: message_store.record(self.engine, scored),
-            what="Postgres messages",
-            retry_on=(DatabaseUnavailable,),
-        )
         by_origin = {s.origin: s for s in scored}
         ordered = [
             (record, stored or by_origin[record.origin])
@@ -143,11 +137,21 @@ class Pipeline:
         outgoing = [
             (message_key(s.message.subject), s.model_dump_json().encode()) for _, s in ordered
         ]
-        await until_done(
-            lambda: publish(self.producer, self.scored_topic, outgoing),
-            what="scored topic",
-            retry_on=(KafkaError,),
+        # Independent writes, all done before any rule runs or the batch is acknowledged.
+        await asyncio.gather(
+            self.dead_letters.send(letters, self.source),
+            until_done(
+                lambda: message_store.record(self.engine, scored),
+                what="Postgres messages",
+                retry_on=(DatabaseUnavailable,),
+            ),
+            until_done(
+                lambda: publish(self.producer, self.scored_topic, outgoing),
+                what="scored topic",
+                retry_on=(KafkaError,),
+            ),
         )
+        result.dead_letters = len(letters)
         for record, message in ordered:
             result.alerts += await self._apply(record, message, states)
         result.scored = len(scored)

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         9108, ge=0, le=65535, description="Prometheus /metrics port of a worker (0: off)."
     )
-    worker_batch_size: int = Field(32, ge=1, description="Most messages per model call.")
+    worker_batch_size: int = Field(64, ge=1, description="Most messages per model call.")
     worker_batch_within_s: float = Field(
         0.05, gt=0, description="Longest wait to fill a micro-batch."
     )

@@ -24,6 +24,7 @@ from storage import alerts as alert_store
 from storage import messages as message_store
 from storage.db import create_engine, migrate
 from streams.generator import Workload
+from streams.replay import Pacer
 from streams.topics import delete_topics, ensure_topics, message_key, new_producer, topic_name
 from tonewatch.bench.ledger import reconcile
 from tonewatch.config import Settings
@@ -62,6 +63,7 @@ async def run_pipeline(
     model_name: str,
     workload: Workload,
     on_progress: Progress | None = None,
+    rate: float | None = None,
     timeout_s: float = 900.0,
 ) -> PipelineFigures:
     """One isolated run of the whole pipeline on `workload`, with `model_name` in Triton."""
@@ -79,7 +81,7 @@ async def run_pipeline(
     worker = await asyncio.to_thread(start_worker, isolated, f"bench-{run}")
     engine = create_engine(isolated)
     try:
-        sent_at = await _produce_all(isolated, workload)
+        sent_at = await _produce_all(isolated, workload, rate)
         tenant = workload.messages[0].tenant
         stored = await _wait_stored(engine, tenant, len(workload.messages), timeout_s, on_progress)
         alerts = await _settled_alerts(engine, tenant)
@@ -114,14 +116,18 @@ async def run_pipeline(
     )
 
 
-async def _produce_all(settings: Settings, workload: Workload) -> dict[str, float]:
-    """Send every message as fast as the producer goes; returns each id's send time."""
-    producer = new_producer(settings)
+async def _produce_all(
+    settings: Settings, workload: Workload, rate: float | None
+) -> dict[str, float]:
+    """Send every message, at `rate` or as fast as the producer goes; returns send times."""
+    producer = new_producer(settings, linger_ms=0)
     await producer.start()
+    pacer = Pacer(rate)
     sent_at: dict[str, float] = {}
     try:
         pending = []
         for message in workload.messages:
+            await pacer.take()
             sent_at[message.id] = time.time()
             pending.append(
                 await producer.send(

@@ -106,10 +106,16 @@ def e2e_command(
     messages: Annotated[int, typer.Option(help="Generated messages per run (>= ~300).")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the generated stream.")] = 7,
     concurrency: Annotated[int, typer.Option(help="Concurrent requests of Triton alone.")] = 64,
+    latency_rate: Annotated[
+        float, typer.Option(help="Messages per second of the paced latency runs.")
+    ] = 100.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON.")] = False,
 ) -> None:
     """Generated stream -> Kafka -> worker -> Triton -> Postgres/Redis, with the real model
-    and with a constant-time stub model, beside Triton alone on the same texts."""
+    and with a constant-time stub model, beside Triton alone on the same texts.
+
+    Throughput comes from a burst (all messages at once); latency from a paced run at
+    --latency-rate, so that it is not the time spent queueing behind the burst."""
     from inference.stub import install_stub
     from streams.generator import generate
     from tonewatch import services
@@ -126,48 +132,67 @@ def e2e_command(
     install_stub(settings.model_repository.resolve(), stub)
     load_into_triton(settings.model_copy(update={"triton_model_name": stub}))
     run = time.strftime("%Y%m%d%H%M%S")
-    real_load = generate(seed=seed, messages=messages, tenant=f"bench-{run}-model")
-    stub_load = generate(seed=seed, messages=messages, tenant=f"bench-{run}-stub")
-    total = len(real_load.messages)
+    workloads = {
+        (model, paced): generate(seed=seed, messages=messages, tenant=f"bench-{run}-{i}")
+        for i, (model, paced) in enumerate(
+            (m, p) for m in (settings.triton_model_name, stub) for p in (False, True)
+        )
+    }
+    total = len(next(iter(workloads.values())).messages)
     triton_pid = TritonService(settings).process.pid()
     server_pids = sorted(process_tree(triton_pid)) if triton_pid else []
 
+    runs = {}
     with progress_bar(console) as progress:
-        runs = {}
-        for label, model, workload in (
-            (f"pipeline, model v{served}", settings.triton_model_name, real_load),
-            ("pipeline, stub model", stub, stub_load),
-        ):
-            task = progress.add_task(label, total=total)
+        for (model, paced), workload in workloads.items():
+            label = "stub model" if model == stub else f"model v{served}"
+            how = f"paced {latency_rate:g}/s" if paced else "burst"
+            task = progress.add_task(f"pipeline, {label}, {how}", total=total)
 
             def stored(n: int, task: TaskID = task) -> None:
                 progress.update(task, completed=n)
 
-            runs[model] = asyncio.run(run_pipeline(settings, model, workload, stored))
+            rate = latency_rate if paced else None
+            runs[model, paced] = asyncio.run(
+                run_pipeline(settings, model, workload, stored, rate=rate)
+            )
         task = progress.add_task("Triton alone", total=total)
+        texts = [m.text for m in workloads[settings.triton_model_name, False].messages]
         alone = asyncio.run(
             run_triton(
-                settings, [m.text for m in real_load.messages], concurrency, server_pids,
-                lambda n: progress.advance(task, n),
+                settings, texts, concurrency, server_pids, lambda n: progress.advance(task, n)
             )
-        )  # fmt: skip
-    real, stubbed = runs[settings.triton_model_name], runs[stub]
-    report = {
-        "messages": real.messages,
-        "throughput_msgs_per_s": real.throughput_msgs_per_s,
-        "p50_ms": real.p50_ms,
-        "p99_ms": real.p99_ms,
-        "lost": real.lost,
-        "dup_alerts": real.dup_alerts,
-        "model": real.as_dict() | {"triton_version": served},
-        "stub": stubbed.as_dict(),
+        )
+
+    def figures(model: str) -> dict[str, object]:
+        burst, paced = runs[model, False], runs[model, True]
+        return {
+            "messages": burst.messages,
+            "throughput_msgs_per_s": burst.throughput_msgs_per_s,
+            "p50_ms": paced.p50_ms,
+            "p99_ms": paced.p99_ms,
+            "message_p50_ms": paced.message_p50_ms,
+            "message_p99_ms": paced.message_p99_ms,
+            "lost": burst.lost + paced.lost,
+            "dup_alerts": burst.dup_alerts + paced.dup_alerts,
+            "burst": burst.as_dict(),
+            "paced": paced.as_dict() | {"rate": latency_rate},
+        }
+
+    real = figures(settings.triton_model_name)
+    stubbed = figures(stub)
+    report = real | {
+        "model": {"name": settings.triton_model_name, "triton_version": served},
+        "stub": stubbed,
         "triton_alone": as_dict(alone),
-        "vs_triton_alone": round(real.throughput_msgs_per_s / alone.messages_per_s, 2),
+        "vs_triton_alone": round(
+            runs[settings.triton_model_name, False].throughput_msgs_per_s / alone.messages_per_s, 2
+        ),
     }
     if not as_json:
         console.print(
-            f"pipeline {real.throughput_msgs_per_s}/s (Triton alone {alone.messages_per_s}/s, "
-            f"stub model {stubbed.throughput_msgs_per_s}/s) · alert p50 {real.p50_ms} ms, "
-            f"p99 {real.p99_ms} ms · lost {real.lost}, dup_alerts {real.dup_alerts}"
+            f"pipeline {real['throughput_msgs_per_s']}/s (Triton alone {alone.messages_per_s}/s,"
+            f" stub model {stubbed['throughput_msgs_per_s']}/s) · alert p50 {real['p50_ms']} ms,"
+            f" p99 {real['p99_ms']} ms · lost {real['lost']}, dup_alerts {real['dup_alerts']}"
         )
     typer.echo(json.dumps(report, indent=2))
