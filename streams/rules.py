@@ -35,18 +35,20 @@ SHARE_STD_FLOOR: Final = 0.05
 
 @dataclass(frozen=True)
 class RuleConfig:
-    window_s: int = 60
-    alpha: float = 0.2
-    min_windows: int = 5
-    min_volume: int = 5
-    risk_threshold: float = 0.8
-    negative_share_delta: float = 0.3
-    negative_z: float = 3.0
-    volume_ratio: float = 3.0
-    volume_z: float = 3.0
-    shift_delta: float = 0.5
-    escalation_turns: int = 3
-    cooldown_s: int = 900
+    """The rules' knobs; their defaults and meanings live in Settings."""
+
+    window_s: int
+    alpha: float
+    min_windows: int
+    min_volume: int
+    risk_threshold: float
+    negative_share_delta: float
+    negative_z: float
+    volume_ratio: float
+    volume_z: float
+    shift_delta: float
+    escalation_turns: int
+    cooldown_s: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RuleConfig:

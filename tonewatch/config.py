@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     rule_min_volume: int = Field(5, ge=1, description="Messages a window needs for spike rules.")
     rule_risk_threshold: float = Field(
-        0.8, gt=0, lt=1, description="Risk probability that raises a message_risk alert."
+        0.9, gt=0, lt=1, description="Risk probability that raises a message_risk alert."
     )
     rule_negative_share_delta: float = Field(
         0.3, gt=0, le=1, description="Rise of the negative share over baseline for a spike."

@@ -20,12 +20,14 @@ from streams.generator import (
     write_jsonl,
 )
 from streams.rules import EntityState, RuleConfig, observe, state_key
+from tonewatch.config import Settings
 from tonewatch.contracts import RISK_LABELS, InputMessage, Origin, ScoredMessage
 
 pytestmark = pytest.mark.unit
 
 STUB_FILE = Path(__file__).resolve().parents[2] / "inference" / "stub_model" / "model.py"
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
+RULES = RuleConfig.from_settings(Settings())
 
 
 def load_stub() -> ModuleType:
@@ -72,7 +74,7 @@ def simulate(workload: Workload) -> set[ExpectedAlert]:
         )
         key = state_key(scored)
         assert key is not None
-        states[key], alerts = observe(states[key], scored, RuleConfig(), NOW)
+        states[key], alerts = observe(states[key], scored, RULES, NOW)
         for alert in alerts:
             assert alert.entity is not None
             found.add(ExpectedAlert(alert.tenant, alert.source, alert.entity, alert.kind))
@@ -179,7 +181,7 @@ def test_stub_reads_every_message_as_intended(seed: int) -> None:
     wrong = []
     for message in workload.messages:
         p = predict(message.text)
-        risks = {risk for risk in RISK_LABELS if p.risks[risk] >= 0.8}
+        risks = {risk for risk in RISK_LABELS if p.risks[risk] >= RULES.risk_threshold}
         intent = workload.intended(message.id)
         if (p.sentiment, risks) != (intent.sentiment, set(intent.risks)):
             wrong.append((message.text, p.sentiment, risks, intent))

@@ -1,16 +1,18 @@
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
 import pytest
 
 from streams.rules import EntityState, RuleConfig, already_applied, message_risk, observe, state_key
+from tonewatch.config import Settings
 from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS, Alert, ScoredMessage, Sentiment
 
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-CONFIG = RuleConfig()
+CONFIG = RuleConfig.from_settings(Settings())
 _offsets = count()
 
 
@@ -120,13 +122,13 @@ def test_a_window_alert_fires_once_per_window_and_then_cools_down() -> None:
     messages = background() + burst + calm + next_burst
     _, alerts = run(messages)
     assert kinds(alerts).count("negative_spike") == 1  # once in its window, then cooling
-    _, alerts = run(messages, RuleConfig(cooldown_s=0))
+    _, alerts = run(messages, replace(CONFIG, cooldown_s=0))
     assert kinds(alerts).count("negative_spike") == 2
 
 
 def test_message_risk_over_the_threshold_with_a_cooldown_per_risk() -> None:
     fraud = [scored(i * 30, "negative", risks={"fraud": 0.97}) for i in range(3)]
-    legal = scored(100, "negative", risks={"legal_regulatory": 0.85})
+    legal = scored(100, "negative", risks={"legal_regulatory": 0.93})
     later = scored(2000, "negative", risks={"fraud": 0.9})
     _, alerts = run([*fraud, legal, later])
     risk_alerts = [a for a in alerts if a.kind == "message_risk"]
@@ -141,7 +143,7 @@ def test_message_risk_over_the_threshold_with_a_cooldown_per_risk() -> None:
 
 
 def test_below_the_threshold_is_no_message_risk() -> None:
-    assert message_risk(scored(0, risks={"fraud": 0.79}), CONFIG, NOW) == []
+    assert message_risk(scored(0, risks={"fraud": 0.89}), CONFIG, NOW) == []
 
 
 def test_a_message_without_entity_alerts_without_cooldown() -> None:

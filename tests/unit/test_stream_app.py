@@ -25,7 +25,7 @@ def test_unprefixed_environment_variables_do_not_reach_faust(
     assert str(conf.store) == "memory:"
     assert conf.topic_partitions == 6
     assert conf.datadir.is_relative_to(tmp_path)
-    assert conf.processing_guarantee.value == "at_least_once"
+    assert str(conf.processing_guarantee) == "ProcessingGuarantee.AT_LEAST_ONCE"
     assert conf.web_enabled is False
     assert conf.consumer_auto_offset_reset == "earliest"
     assert conf.producer_acks == -1

@@ -156,8 +156,7 @@ def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
     console.print(table)
     console.print(
         f"expected {ledger.expected} · raised {ledger.raised} (live feed showed {len(live)}) · "
-        f"lost {ledger.lost} · dup_alerts {ledger.dup_alerts} · on unplanned subjects "
-        f"{ledger.unexpected}"
+        f"lost {ledger.lost} · dup_alerts {ledger.dup_alerts} · other alerts {ledger.unexpected}"
     )
     host, port = settings.redis_url.split("//")[1].split("/")[0].split(":")
     console.print("\nWhere to look:")
