@@ -138,3 +138,16 @@ class DeadLetterRow(Base):
 
 
 Index("ix_dead_letters_received_at", DeadLetterRow.received_at.desc())
+
+
+class EntityStateRow(Base):
+    """What the alert rules remember about one (tenant, source, subject): its open window,
+    baseline, cooldowns and conversation turns, as JSON. Written once per micro-batch."""
+
+    __tablename__ = "entity_states"
+
+    tenant: Mapped[str] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(primary_key=True)
+    state: Mapped[Json]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,11 +1,15 @@
-"""The faust app: one agent per source topic, one table of entity state per source.
+"""The faust app: one agent per source topic.
 
 `create_app(settings)` is the composition root of the worker. Its topics carry raw bytes
 (validation happens in our code, so a bad record reaches the dead-letter topic with its
-bytes), and its tables are partitioned like their source topics, so that an entity's state
-lives on the partition that carries the entity's messages (the Kafka key is the entity).
-faust is configured from Settings alone: `env={}` stops unprefixed variables such as
+bytes). faust is configured from Settings alone: `env={}` stops unprefixed variables such as
 BROKER_URL from overriding it.
+
+The rules' per-entity state lives in Postgres (storage/entity_states.py), not in faust
+tables: with faust tables, a worker that took over a killed worker's partitions sometimes
+hung in changelog recovery ("No event received for active tp ... since recovery start")
+and stopped processing (the two-worker test failed about one run in three); with the state
+in Postgres, a new owner has it at once, with nothing to recover.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import faust
-from faust.streams import _current_event
+from faust.events import Event
 
 from inference.client import TritonClassifier
 from storage.cache import AlertCache
@@ -27,7 +31,7 @@ from streams.alert_sink import AlertSink
 from streams.deadletter import DeadLetters
 from streams.pipeline import BatchResult, Pipeline, Record
 from streams.retry import until_done
-from streams.rules import EntityState, RuleConfig
+from streams.rules import RuleConfig
 from streams.topics import new_producer, topic_name
 from tonewatch.config import Settings
 from tonewatch.contracts import SOURCES, Origin, Source
@@ -35,6 +39,34 @@ from tonewatch.contracts import SOURCES, Origin, Source
 log = logging.getLogger(__name__)
 
 CACHE_REFILL_EVERY_S = 5.0
+
+
+# Records of the source topics that our agents have processed: the only ones that may be
+# acknowledged (see _guard_acks).
+_processed: weakref.WeakSet[Any] = weakref.WeakSet()
+_guarded_topics: set[str] = set()
+
+
+def _guard_acks() -> None:
+    """Stop faust from acknowledging source records that no agent processed.
+
+    During a rebalance faust skips the records it pulls while flow control is suspended or
+    that were fetched under the previous generation, and acks them "so that lag does not
+    grow" (faust-streaming 0.15, Stream._py_aiter). An ack lets the offset be committed past
+    a record that nobody processed. Refused, such a record stays uncommitted and is fetched
+    again after the seek to the committed offset.
+    """
+    if getattr(Event.ack, "tonewatch_guard", False):
+        return
+    unguarded = Event.ack
+
+    def ack(self: Any) -> bool:
+        if self.message.topic in _guarded_topics and self not in _processed:
+            return False
+        return bool(unguarded(self))
+
+    ack.tonewatch_guard = True  # type: ignore[attr-defined]
+    Event.ack = ack  # type: ignore[method-assign]
 
 
 class Runtime:
@@ -93,27 +125,6 @@ class Runtime:
         self._closers = []
 
 
-class TableStates:
-    """Entity states in a faust table.
-
-    A table write goes to the changelog partition of faust's "current event", which in a
-    micro-batch is only the last record; so each write first makes its own record current.
-    Only the context variable is set: `Stream.current_event` belongs to faust's take buffer,
-    which reads it when the next record arrives, and changing it there swaps records.
-    """
-
-    def __init__(self, table: Any, events: dict[Origin, Any]) -> None:
-        self.table = table
-        self.events = events
-
-    def get(self, key: str) -> EntityState:
-        return EntityState.from_json(self.table.get(key))
-
-    def put(self, key: str, state: EntityState, record: Record) -> None:
-        _current_event.set(weakref.ref(self.events[record.origin]))
-        self.table[key] = state.to_json()
-
-
 def create_app(settings: Settings) -> faust.App:
     datadir = settings.var_dir / "faust" / settings.worker_app_id
     datadir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +132,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.worker_app_id,
         env={},
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",  # tables are rebuilt from their changelog topics on start
+        store="memory://",  # no tables: nothing to keep on disk
         datadir=str(datadir),
         web_enabled=False,
         autodiscover=False,
@@ -130,8 +141,9 @@ def create_app(settings: Settings) -> faust.App:
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        table_standby_replicas=0,
-        stream_wait_empty=False,
+        # On a rebalance, finish the records in hand before giving partitions up: faust acks
+        # (and so commits) the records of an old generation that it skips afterwards.
+        stream_wait_empty=True,
         # A batch may wait for Triton or Postgres to come back: never long enough to be
         # taken for a dead consumer and rebalanced away.
         broker_max_poll_interval=1800.0,
@@ -139,6 +151,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
     )
+    _guarded_topics.update(topic_name(settings, source) for source in SOURCES)
+    _guard_acks()
     runtime = Runtime(settings)
     for source in SOURCES:
         _add_agent(app, settings, runtime, source)
@@ -165,39 +179,38 @@ def _add_agent(app: faust.App, settings: Settings, runtime: Runtime, source: Sou
         value_serializer="raw",
         partitions=settings.kafka_partitions,
     )
-    # Keys are text (raw codec), states are JSON: the app's default serializers.
-    table = app.Table(
-        f"entities-{source}", default=None, partitions=settings.kafka_partitions, key_type=str
-    )
 
     async def score(stream: Any) -> None:
-        # No await before take_events: records that arrive before its buffer is in place
-        # can be skipped by faust (seen as a lost first record after start-up).
-        async for events in stream.take_events(
+        # Each value is paired with its event the moment it enters the stream. faust's take
+        # buffer reads `stream.current_event` later, after an await, and can pair a value with
+        # another record's event (seen after a rebalance: one record processed twice, another
+        # acked unprocessed). So batches carry their own events, and we ack those ourselves;
+        # faust's own acks of its list afterwards are no-ops or repeats.
+        stream.add_processor(lambda value: (stream.current_event, value))
+        async for batch in stream.take(
             settings.worker_batch_size, within=settings.worker_batch_within_s
         ):
+            events = [event for event, _ in batch]
             pipeline = await runtime.pipeline(source)
-            records = [_record(event) for event in events]
-            by_origin = {r.origin: e for r, e in zip(records, events, strict=True)}
-            states = TableStates(table, by_origin)
-            await _process(pipeline, records, states)
+            await _process(pipeline, [_record(event) for event in events])
+            _processed.update(events)
+            for event in events:
+                await stream.ack(event)
 
     app.agent(topic, name=f"score-{source}")(score)
 
 
-async def _process(
-    pipeline: Pipeline, records: Sequence[Record], states: TableStates
-) -> BatchResult:
+async def _process(pipeline: Pipeline, records: Sequence[Record]) -> BatchResult:
     """Never raise: faust acks whatever an agent raises on. An unexpected error on the batch
     is retried record by record, and a record that still fails becomes a dead letter."""
     try:
-        return await pipeline.process(records, states)
+        return await pipeline.process(records)
     except Exception:
         log.exception("a batch of %d failed; retrying its records one by one", len(records))
     total = BatchResult()
     for record in records:
         try:
-            result = await pipeline.process([record], states)
+            result = await pipeline.process([record])
         except Exception as exc:
             log.exception("record %s failed twice; dead-lettering it", record.origin)
             await until_done(

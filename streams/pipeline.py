@@ -9,9 +9,10 @@ the steps is what makes delivery at-least-once with exactly-once effects:
    redelivery (a crash or rebalance before the commit): its stored prediction is reused.
 3. Classify the new ones through Triton, waiting while Triton is down (backpressure).
 4. Store messages + predictions, then publish them to `scored`.
-5. Apply each message to its entity's window state, in offset order, unless the state has
-   already seen that offset. Alerts are written before the new state, so a crash between
-   the two repeats the alert (a no-op by its dedup key) rather than losing it.
+5. Load the batch's entity states (Postgres, one query), apply each message in offset
+   order unless its entity's state has already seen that offset, and save the changed
+   states (one statement). Alerts are written before the states that remember them, so a
+   crash between the two repeats the alerts (no-ops by their dedup keys), never loses one.
 
 Nothing raises out of `process` except cancellation: outages are waited out, and the agent
 turns anything unexpected into per-record retries and dead letters.
@@ -25,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inference.client import Prediction, TritonClassifier
 from inference.exceptions import InferenceError, InferenceUnavailable
+from storage import entity_states
 from storage import messages as message_store
 from storage.exceptions import DatabaseUnavailable
 from streams import metrics
@@ -55,27 +56,6 @@ class Record:
     origin: Origin
     key: bytes | None
     value: bytes | None
-
-
-class States(Protocol):
-    """The per-entity rule state: a faust table in the worker, a dict in tests."""
-
-    def get(self, key: str) -> EntityState: ...
-
-    def put(self, key: str, state: EntityState, record: Record) -> None: ...
-
-
-@dataclass
-class DictStates:
-    """States in a plain dict (tests, and tools that replay rules offline)."""
-
-    data: dict[str, EntityState] = field(default_factory=dict)
-
-    def get(self, key: str) -> EntityState:
-        return self.data.get(key) or EntityState()
-
-    def put(self, key: str, state: EntityState, record: Record) -> None:
-        self.data[key] = state
 
 
 @dataclass
@@ -114,7 +94,7 @@ class Pipeline:
         self.rules = rules
         self.clock = clock
 
-    async def process(self, records: Sequence[Record], states: States) -> BatchResult:
+    async def process(self, records: Sequence[Record]) -> BatchResult:
         began = time.monotonic()
         result = BatchResult()
         metrics.BATCH_SIZE.labels(self.source).observe(len(records))
@@ -152,8 +132,7 @@ class Pipeline:
             ),
         )
         result.dead_letters = len(letters)
-        for record, message in ordered:
-            result.alerts += await self._apply(record, message, states)
+        result.alerts = await self._apply_all([message for _, message in ordered])
         result.scored = len(scored)
         for outcome, n in (
             ("scored", result.scored), ("redelivered", result.redelivered),
@@ -249,19 +228,33 @@ class Pipeline:
                 verdicts += await self._classify([text])
             return verdicts
 
-    async def _apply(self, record: Record, scored: ScoredMessage, states: States) -> list[str]:
-        key = state_key(scored)
-        now = self.clock()
-        if key is None:
-            new = await self.alert_sink.emit(message_risk(scored, self.rules, now))
-            return [alert.dedup_key for alert in new]
-        state = states.get(key)
-        if already_applied(state, scored):
-            return []
-        state, alerts = observe(state, scored, self.rules, now)
-        new = await self.alert_sink.emit(alerts)
-        states.put(key, state, record)
-        return [alert.dedup_key for alert in new]
+    async def _apply_all(self, scored: list[ScoredMessage]) -> list[str]:
+        """Run the rules over the messages in order; returns the new alerts' dedup keys."""
+        keys = {key for s in scored if (key := state_key(s)) is not None}
+        stored = await until_done(
+            lambda: entity_states.load(self.engine, keys),
+            what="Postgres entity states",
+            retry_on=(DatabaseUnavailable,),
+        )
+        states = {key: EntityState.from_json(stored.get(key)) for key in keys}
+        changed: set[tuple[str, str, str]] = set()
+        new: list[str] = []
+        for message in scored:
+            key = state_key(message)
+            if key is None:
+                alerts = message_risk(message, self.rules, self.clock())
+            elif already_applied(states[key], message):
+                continue
+            else:
+                states[key], alerts = observe(states[key], message, self.rules, self.clock())
+                changed.add(key)
+            new += [alert.dedup_key for alert in await self.alert_sink.emit(alerts)]
+        await until_done(
+            lambda: entity_states.save(self.engine, {k: states[k].to_json() for k in changed}),
+            what="Postgres entity states",
+            retry_on=(DatabaseUnavailable,),
+        )
+        return new
 
     def _letter(self, record: Record, reason: str, detail: str) -> DeadLetter:
         return DeadLetter.of(reason, detail, record.origin, record.value, record.key)

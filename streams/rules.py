@@ -100,11 +100,12 @@ class EntityState:
 _STATE: Final = TypeAdapter(EntityState)
 
 
-def state_key(scored: ScoredMessage) -> str | None:
-    """The table key of a message's entity, or None when it has none (no windows then)."""
+def state_key(scored: ScoredMessage) -> tuple[str, str, str] | None:
+    """(tenant, source, subject) of a message's entity, or None when it has none (then it
+    gets no windows, only message_risk)."""
     message = scored.message
     subject = message.subject
-    return None if subject is None else f"{message.tenant}|{message.source}|{subject}"
+    return None if subject is None else (message.tenant, message.source, subject)
 
 
 def already_applied(state: EntityState, scored: ScoredMessage) -> bool:

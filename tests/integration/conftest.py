@@ -6,11 +6,13 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 import tritonclient.grpc as grpcclient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tonewatch import services
 from tonewatch.config import Settings
@@ -126,3 +128,20 @@ def stub_model(settings: Settings) -> Iterator[str]:
     _load(settings, name)
     yield name
     _unload(settings, name)
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> None:
+    from storage.db import migrate
+
+    migrate(settings.database_url)
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def engine(settings: Settings, migrated: None) -> AsyncIterator[AsyncEngine]:
+    """An engine on the real, migrated database (in the test's own event loop)."""
+    from storage.db import create_engine
+
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()

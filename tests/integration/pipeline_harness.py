@@ -17,8 +17,10 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage import alerts as alert_store
 from storage import tables
-from storage.db import create_engine, migrate
+from storage.db import migrate
+from streams.generator import Workload
 from streams.topics import (
     delete_topics,
     ensure_topics,
@@ -27,6 +29,7 @@ from streams.topics import (
     publish,
     topic_name,
 )
+from tonewatch.bench.ledger import LedgerReport, reconcile
 from tonewatch.config import Settings
 from tonewatch.contracts import Source
 from tonewatch.services.process import ManagedProcess
@@ -168,10 +171,6 @@ async def consume(settings: Settings, topic: str, until: Callable[[list[Any]], b
     return records
 
 
-def engine_for(settings: Settings) -> AsyncEngine:
-    return create_engine(settings)
-
-
 def assigned_partitions(log: str, topic: str) -> set[int]:
     """The partitions of `topic` in the latest assignment a faust worker logged."""
     latest = log.rsplit("Setting newly assigned partitions", 1)[-1]
@@ -183,3 +182,20 @@ def assigned_partitions(log: str, topic: str) -> set[int]:
         low, _, high = part.strip().partition("-")
         partitions |= set(range(int(low), int(high or low) + 1))
     return partitions
+
+
+async def settled_ledger(engine: AsyncEngine, workload: Workload) -> LedgerReport:
+    """The ledger once every expected alert is in Postgres (or 30 s have passed).
+
+    Alerts of a batch are written just after its messages, so counting messages alone is
+    not enough to know that the last alerts have landed.
+    """
+    tenant = workload.messages[0].tenant
+
+    async def ledger() -> LedgerReport:
+        return reconcile(workload.expected, await alert_store.recent(engine, tenant, limit=None))
+
+    try:
+        return await eventually(ledger, lambda report: report.lost == 0, timeout_s=30)
+    except AssertionError:
+        return await ledger()

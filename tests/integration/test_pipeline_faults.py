@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-import pytest_asyncio
 import tritonclient.grpc as grpcclient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,15 +23,14 @@ from tests.integration.pipeline_harness import (
     PipelineUnderTest,
     assigned_partitions,
     count_messages,
-    engine_for,
     eventually,
     isolated,
     message,
     predictions,
     produce,
+    settled_ledger,
 )
 from tonewatch import services
-from tonewatch.bench.ledger import reconcile
 from tonewatch.config import Settings
 from tonewatch.workers import kill_worker
 
@@ -45,13 +43,6 @@ def pipeline(settings: Settings, stub_model: str) -> Iterator[PipelineUnderTest]
     under_test.start()
     yield under_test
     under_test.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def engine(pipeline: PipelineUnderTest) -> AsyncIterator[AsyncEngine]:
-    engine = engine_for(pipeline.settings)
-    yield engine
-    await engine.dispose()
 
 
 def tenant() -> str:
@@ -142,7 +133,7 @@ async def test_triton_down_for_30s_loses_nothing(
     await eventually(lambda: count_messages(engine, who), lambda n: n == total, timeout_s=180)
 
     after = _inference_count(settings, own_stub)
-    ledger = reconcile(workload.expected, await alert_store.recent(engine, who, limit=None))
+    ledger = await settled_ledger(engine, workload)
     assert ledger.lost == 0, ledger.missing
     assert ledger.dup_alerts == 0
     assert ledger.unexpected == 0
@@ -175,7 +166,7 @@ async def test_two_workers_share_the_partitions_and_survive_one_killed(
     await eventually(lambda: count_messages(engine, who), lambda n: n == total, timeout_s=180)
 
     assert len(await predictions(engine, who)) == total
-    ledger = reconcile(workload.expected, await alert_store.recent(engine, who, limit=None))
+    ledger = await settled_ledger(engine, workload)
     assert ledger.lost == 0, ledger.missing
     assert ledger.dup_alerts == 0
     assert ledger.unexpected == 0

@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import alerts, deadletters
-from storage.db import create_engine, migrate
+from storage.db import create_engine
 from storage.exceptions import DatabaseUnavailable
 from tests.integration.storage_fixtures import CLOSED_PORT_DATABASE, T0, alert, new_tenant
 from tonewatch.config import Settings
 from tonewatch.contracts import MAX_DEAD_LETTER_RAW_BYTES, DeadLetter, Origin
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def migrated(settings: Settings) -> None:
-    migrate(settings.database_url)
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def engine(settings: Settings, migrated: None) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    yield engine
-    await engine.dispose()
 
 
 async def test_record_returns_only_new_alerts(engine: AsyncEngine) -> None:

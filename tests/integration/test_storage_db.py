@@ -8,12 +8,11 @@ import sys
 import time
 import unicodedata
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -26,18 +25,6 @@ from tests.integration.storage_fixtures import CLOSED_PORT_DATABASE, T0, new_ten
 from tonewatch.config import Settings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def migrated(settings: Settings) -> None:
-    migrate(settings.database_url)
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def engine(settings: Settings, migrated: None) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(settings)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
@@ -220,3 +207,17 @@ async def _counts(engine: AsyncEngine, tenant: str) -> tuple[int, int]:
             await conn.execute(count.select_from(tables.Prediction).join(tables.Message))
         ).scalar_one()
     return stored, verdicts
+
+
+async def test_entity_states_round_trip_and_replace(engine: AsyncEngine) -> None:
+    from storage import entity_states
+
+    tenant = new_tenant()
+    a, b = (tenant, "news", "$ACME"), (tenant, "chats", "conv-1")
+    assert await entity_states.load(engine, [a, b]) == {}
+    await entity_states.save(engine, {a: {"window": None, "n": 1}, b: {"turns": [0.1, 0.2]}})
+    await entity_states.save(engine, {a: {"window": {"start": 60.0}, "n": 2}})
+    assert await entity_states.load(engine, [a, b, (tenant, "news", "other")]) == {
+        a: {"window": {"start": 60.0}, "n": 2},
+        b: {"turns": [0.1, 0.2]},
+    }

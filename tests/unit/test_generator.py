@@ -59,7 +59,7 @@ def predict(text: str) -> Prediction:
 
 def simulate(workload: Workload) -> set[ExpectedAlert]:
     """The alerts the rules raise on the workload when the stub scores it."""
-    states: dict[str, EntityState] = defaultdict(EntityState)
+    states: dict[tuple[str, str, str], EntityState] = defaultdict(EntityState)
     found: set[ExpectedAlert] = set()
     for offset, message in enumerate(workload.messages):
         p = predict(message.text)

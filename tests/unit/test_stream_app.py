@@ -31,9 +31,8 @@ def test_unprefixed_environment_variables_do_not_reach_faust(
     assert conf.producer_acks == -1
 
 
-def test_the_app_has_an_agent_and_a_table_per_source(tmp_path: Path) -> None:
+def test_the_app_has_an_agent_per_source_and_no_tables(tmp_path: Path) -> None:
     app = create_app(Settings(var_dir=tmp_path, kafka_topic_prefix="p.", worker_app_id="x2"))
-    assert sorted(app.tables) == ["entities-chats", "entities-news", "entities-reviews"]
     topics = sorted(t for agent in app.agents.values() for t in agent.channel.topics)
     assert topics == ["p.chats", "p.news", "p.reviews"]
-    assert {table.partitions for table in app.tables.values()} == {Settings().kafka_partitions}
+    assert not app.tables  # entity state lives in Postgres: nothing to recover on rebalance
