@@ -156,14 +156,18 @@ def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
     console.print(table)
     console.print(
         f"expected {ledger.expected} · raised {ledger.raised} (live feed showed {len(live)}) · "
-        f"lost {ledger.lost} · dup_alerts {ledger.dup_alerts} · other alerts {ledger.unexpected}"
+        f"lost {ledger.lost} · dup_alerts {ledger.dup_alerts} · other alerts {ledger.unexpected}",
+        soft_wrap=True,
     )
     host, port = settings.redis_url.split("//")[1].split("/")[0].split(":")
     console.print("\nWhere to look:")
     console.print(
         f"  Postgres: psql '{settings.database_url.replace('+psycopg', '')}' -c "
         f'"select created_at, kind, severity, entity, summary from alerts where tenant = '
-        f"'{tenant}' order by created_at\""
+        f"'{tenant}' order by created_at\"",
+        soft_wrap=True,  # commands to copy: never wrapped
     )
-    console.print(f"  Redis:    redis-cli -h {host} -p {port} LRANGE tw:{tenant}:alerts 0 -1")
+    console.print(
+        f"  Redis:    redis-cli -h {host} -p {port} LRANGE tw:{tenant}:alerts 0 -1", soft_wrap=True
+    )
     console.print("  Keep a worker running: `tonewatch worker`; replay more: `tonewatch replay`.")
