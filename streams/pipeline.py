@@ -110,13 +110,11 @@ class Pipeline:
         letters += failed
         by_origin = {s.origin: s for s in scored}
         ordered = [
-            (record, stored or by_origin[record.origin])
+            stored or by_origin[record.origin]
             for record, stored in plan
             if stored is not None or record.origin in by_origin
         ]
-        outgoing = [
-            (message_key(s.message.subject), s.model_dump_json().encode()) for _, s in ordered
-        ]
+        outgoing = [(message_key(s.message.subject), s.model_dump_json().encode()) for s in ordered]
         # Independent writes, all done before any rule runs or the batch is acknowledged.
         await asyncio.gather(
             self.dead_letters.send(letters, self.source),
@@ -132,7 +130,7 @@ class Pipeline:
             ),
         )
         result.dead_letters = len(letters)
-        result.alerts = await self._apply_all([message for _, message in ordered])
+        result.alerts = await self._apply_all(ordered)
         result.scored = len(scored)
         for outcome, n in (
             ("scored", result.scored), ("redelivered", result.redelivered),
