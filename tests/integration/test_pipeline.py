@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import socket
 import unicodedata
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -255,3 +257,29 @@ async def test_records_arriving_between_micro_batches_are_all_processed(
         await asyncio.sleep(0.03)
     await eventually(lambda: count_messages(engine, tenant), lambda n: n == total)
     assert len(await predictions(engine, tenant)) == total
+
+
+async def test_a_worker_serves_prometheus_metrics(
+    settings: Settings, served_seed_model: str, engine: AsyncEngine, tenant: str
+) -> None:
+    with socket.socket() as probe:  # a free port for this worker's /metrics
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    own = PipelineUnderTest(isolated(settings, served_seed_model, worker_metrics_port=port))
+    await asyncio.to_thread(own.start)
+    try:
+        await asyncio.to_thread(own.add_worker)
+        await produce(own.settings, "news", [message(tenant, n) for n in range(3)])
+        await produce_raw(own.settings, "news", [(None, b"{not json")])
+        await eventually(lambda: count_messages(engine, tenant), lambda n: n == 3)
+
+        async def scrape() -> str:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+
+        text = await eventually(scrape, lambda t: 'reason="invalid_json"' in t)
+    finally:
+        await asyncio.to_thread(own.stop)
+    assert 'tonewatch_messages_total{outcome="scored",source="news"} 3.0' in text
+    assert 'tonewatch_dead_letters_total{reason="invalid_json",source="news"} 1.0' in text
+    assert "tonewatch_batch_seconds_count" in text
