@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from tonewatch.config import Settings
 from tonewatch.services.process import Launch, ManagedProcess
@@ -32,6 +32,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
         if value is not None:
             env[f"TONEWATCH_{name.upper()}"] = str(value)
     return env
+
+
+def isolated(settings: Settings, model_name: str, run: str, **overrides: Any) -> Settings:
+    """Settings for a pipeline of its own on a shared broker (benchmarks, tests): topics
+    under the prefix `<run>.`, consumer group `<run>`, the model `model_name`, no metrics."""
+    return settings.model_copy(
+        update={
+            "kafka_topic_prefix": f"{run}.",
+            "worker_app_id": run,
+            "triton_model_name": model_name,
+            "worker_metrics_port": 0,
+        }
+        | overrides
+    )
 
 
 def worker_process(settings: Settings, name: str) -> ManagedProcess:

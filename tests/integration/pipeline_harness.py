@@ -29,6 +29,7 @@ from streams.topics import (
     publish,
     topic_name,
 )
+from tonewatch import workers
 from tonewatch.bench.ledger import LedgerReport, reconcile
 from tonewatch.config import Settings
 from tonewatch.contracts import Source
@@ -40,17 +41,10 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def isolated(settings: Settings, model_name: str, **overrides: Any) -> Settings:
-    """Settings for a pipeline of its own on the shared broker."""
-    run = uuid.uuid4().hex[:8]
-    return settings.model_copy(
-        update={
-            "kafka_topic_prefix": f"t{run}.",
-            "worker_app_id": f"t{run}",
-            "triton_model_name": model_name,
-            "worker_metrics_port": 0,
-            "worker_batch_within_s": 0.02,
-        }
-        | overrides
+    """Settings for a pipeline of its own on the shared broker, with short batch waits."""
+    run = f"t{uuid.uuid4().hex[:8]}"
+    return workers.isolated(
+        settings, model_name, run, **({"worker_batch_within_s": 0.02} | overrides)
     )
 
 

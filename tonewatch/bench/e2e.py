@@ -29,6 +29,7 @@ from streams.topics import delete_topics, ensure_topics, message_key, new_produc
 from tonewatch.bench.ledger import reconcile
 from tonewatch.config import Settings
 from tonewatch.contracts import Alert
+from tonewatch.workers import isolated as pipeline_settings
 from tonewatch.workers import start_worker
 
 Progress = Callable[[int], None]
@@ -67,18 +68,10 @@ async def run_pipeline(
     timeout_s: float = 900.0,
 ) -> PipelineFigures:
     """One isolated run of the whole pipeline on `workload`, with `model_name` in Triton."""
-    run = uuid.uuid4().hex[:8]
-    isolated = settings.model_copy(
-        update={
-            "kafka_topic_prefix": f"bench-{run}.",
-            "worker_app_id": f"bench-{run}",
-            "triton_model_name": model_name,
-            "worker_metrics_port": 0,
-        }
-    )
+    isolated = pipeline_settings(settings, model_name, f"bench-{uuid.uuid4().hex[:8]}")
     await ensure_topics(isolated)
     await asyncio.to_thread(migrate, isolated.database_url)
-    worker = await asyncio.to_thread(start_worker, isolated, f"bench-{run}")
+    worker = await asyncio.to_thread(start_worker, isolated, isolated.worker_app_id)
     engine = create_engine(isolated)
     try:
         sent_at = await _produce_all(isolated, workload, rate)
