@@ -21,7 +21,7 @@ from streams.generator import (
 )
 from streams.rules import EntityState, RuleConfig, observe, state_key
 from tonewatch.config import Settings
-from tonewatch.contracts import RISK_LABELS, InputMessage, Origin, ScoredMessage
+from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS, InputMessage, Origin, ScoredMessage
 
 pytestmark = pytest.mark.unit
 
@@ -228,3 +228,10 @@ def test_rejects_bad_arguments() -> None:
         generate(window_s=10)
     with pytest.raises(ValueError, match="timezone"):
         generate(start=datetime(2026, 1, 1))
+
+
+def test_the_stub_outputs_follow_the_contract_label_order() -> None:
+    """The stub is self-contained (Triton loads it without tonewatch), so its copies of the
+    label lists are held to the contract here."""
+    assert tuple(STUB.SENTIMENT_LABELS) == SENTIMENT_LABELS
+    assert tuple(STUB.RISK_LABELS) == RISK_LABELS
