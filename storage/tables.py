@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Identity,
@@ -151,3 +152,126 @@ class EntityStateRow(Base):
     subject: Mapped[str] = mapped_column(primary_key=True)
     state: Mapped[Json]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ApiKeyRow(Base):
+    """An API key of a tenant. Only the SHA-256 of its secret is kept (keys are random, so
+    a slow hash adds nothing); `name` is the person or system holding it."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(primary_key=True)
+    tenant: Mapped[str]
+    name: Mapped[str]
+    scopes: Mapped[list[str]]
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    revoked_at: Mapped[datetime | None]
+
+
+Index("ix_api_keys_tenant", ApiKeyRow.tenant)
+
+
+class SubscriptionRow(Base):
+    """A tenant's rule matching alerts, and where matches go (`sse` or `webhook`).
+
+    Webhook secrets are kept in clear because signing needs them; the API shows a secret
+    once, when it is made. While a rotation's grace period runs, both secrets sign."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(primary_key=True)
+    tenant: Mapped[str]
+    name: Mapped[str]
+    sources: Mapped[list[str]]
+    entities: Mapped[list[str]]
+    kinds: Mapped[list[str]]
+    min_severity: Mapped[str]
+    channel: Mapped[str]
+    url: Mapped[str | None]
+    secret: Mapped[str | None]
+    previous_secret: Mapped[str | None]
+    previous_secret_until: Mapped[datetime | None]
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    disabled_reason: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+Index("ix_subscriptions_tenant", SubscriptionRow.tenant)
+
+
+class DeliveryRow(Base):
+    """One webhook event for one subscription; (subscription_id, event_id) makes fan-out
+    idempotent. status: pending, delivered, dead (attempts spent) or gone (HTTP 410)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    tenant: Mapped[str]
+    event_id: Mapped[str]
+    payload: Mapped[Json]
+    status: Mapped[str] = mapped_column(server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    delivered_at: Mapped[datetime | None]
+
+
+Index("ix_webhook_deliveries_due", DeliveryRow.status, DeliveryRow.next_attempt_at)
+
+
+class FeedbackRow(Base):
+    """A labeller's verdict on a stored message: corrected labels, or "prediction correct".
+    One row per (message, labeller); a second verdict replaces the first."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("message_pk", "labeller"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    feedback_id: Mapped[str] = mapped_column(unique=True)
+    tenant: Mapped[str]
+    message_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    labeller: Mapped[str]
+    key_id: Mapped[str]
+    sentiment: Mapped[str]
+    risks: Mapped[list[str]]
+    prediction_correct: Mapped[bool] = mapped_column(Boolean)
+    model_version: Mapped[str | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+Index("ix_feedback_tenant_labeller", FeedbackRow.tenant, FeedbackRow.labeller)
+
+
+class LabelLeaseRow(Base):
+    """A queued message reserved for one labeller until `expires_at`."""
+
+    __tablename__ = "label_leases"
+
+    message_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    labeller: Mapped[str]
+    expires_at: Mapped[datetime]
+
+
+class GoldLabelRow(Base):
+    """The known answer for a message, hidden from labellers; measures them."""
+
+    __tablename__ = "gold_labels"
+
+    message_pk: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant: Mapped[str]
+    sentiment: Mapped[str]
+    risks: Mapped[list[str]]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

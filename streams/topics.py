@@ -12,7 +12,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from tonewatch.config import Settings
 from tonewatch.contracts import SOURCES, Source
 
-Output = Literal["scored", "alerts", "deadletter"]
+Output = Literal["scored", "alerts", "deadletter", "feedback", "model-events"]
 OUTPUTS: Final[tuple[Output, ...]] = get_args(Output)
 
 # Kafka's own default cap (message.max.bytes) rounded: a bigger record is refused at produce,

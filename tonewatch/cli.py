@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tonewatch import services
+from tonewatch.commands import api as api_commands
 from tonewatch.commands import bench as bench_commands
 from tonewatch.commands import classify as classify_commands
 from tonewatch.commands import db as db_commands
@@ -34,6 +35,8 @@ app.command("replay")(replay_commands.replay_command)
 app.command("generate")(replay_commands.generate_command)
 app.command("worker")(worker_commands.worker_command)
 app.command("demo")(demo_commands.demo_command)
+app.command("api")(api_commands.api_command)
+app.add_typer(api_commands.keys_app, name="keys")
 
 console = Console()
 err_console = Console(stderr=True)

@@ -105,6 +105,39 @@ class Settings(BaseSettings):
     )
     redis_recent_alerts: int = Field(200, ge=1, description="Alerts kept per Redis list.")
 
+    api_host: str = Field("127.0.0.1", description="Interface `tonewatch api` listens on.")
+    api_port: int = Field(8080, ge=1, le=65535, description="Port of `tonewatch api`.")
+    api_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body, chunked or not (else 413)."
+    )
+    api_json_max_depth: int = Field(
+        32, ge=2, description="Deepest nesting of a JSON body (else 400)."
+    )
+    api_rate_per_s: float = Field(
+        20.0, gt=0, description="Requests per second each API key may sustain (else 429)."
+    )
+    api_rate_burst: int = Field(60, ge=1, description="Requests a key may send at once.")
+    label_lease_s: int = Field(
+        120, ge=5, description="How long a queued item stays reserved for one labeller."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Deadline of one webhook POST.")
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Attempts before a webhook delivery is dead-lettered."
+    )
+    webhook_backoff_s: float = Field(
+        2.0, gt=0, description="First retry delay of a webhook; doubles, with jitter."
+    )
+    webhook_backoff_max_s: float = Field(
+        3600.0, gt=0, description="Longest delay between two webhook attempts."
+    )
+    webhook_secret_grace_s: int = Field(
+        86400, ge=0, description="How long a rotated webhook secret still signs deliveries."
+    )
+    webhook_allowed_targets: list[str] = Field(
+        default_factory=list,
+        description="host:port webhook targets exempt from the SSRF guard (internal receivers).",
+    )
+
     data_dir: Path = Field(
         Path("../shared/data"), description="The shared labelled datasets (optional)."
     )
