@@ -14,6 +14,7 @@ import pytest_asyncio
 import tritonclient.grpc as grpcclient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.integration.api_harness import api, api_env, receiver_port  # noqa: F401 (fixtures)
 from tonewatch import services
 from tonewatch.config import Settings
 
