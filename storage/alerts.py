@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import connection_errors
 from storage.tables import AlertRow
-from tonewatch.contracts import Alert
+from tonewatch.contracts import SEVERITIES, Alert
 
 # Alert fields and AlertRow columns share their names.
 _FIELDS = tuple(Alert.model_fields)
@@ -77,3 +79,101 @@ async def tenants_since(engine: AsyncEngine, since: datetime) -> list[str]:
 
 def _row(alert: Alert) -> dict[str, Any]:
     return alert.model_dump(mode="python")
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    """What a history query or a live stream keeps; None means any."""
+
+    source: str | None = None
+    entity: str | None = None
+    kind: str | None = None
+    min_severity: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self) -> list[sa.ColumnElement[bool]]:
+        clauses: list[sa.ColumnElement[bool]] = []
+        if self.source is not None:
+            clauses.append(AlertRow.source == self.source)
+        if self.entity is not None:
+            clauses.append(AlertRow.entity == self.entity)
+        if self.kind is not None:
+            clauses.append(AlertRow.kind == self.kind)
+        if self.min_severity is not None:
+            at_least = SEVERITIES[SEVERITIES.index(self.min_severity) :]
+            clauses.append(AlertRow.severity.in_(at_least))
+        if self.since is not None:
+            clauses.append(AlertRow.created_at >= self.since)
+        if self.until is not None:
+            clauses.append(AlertRow.created_at < self.until)
+        return clauses
+
+    def keeps(self, alert: Alert) -> bool:
+        """The same test in Python, for alerts already read (the live stream)."""
+        return (
+            (self.source is None or alert.source == self.source)
+            and (self.entity is None or alert.entity == self.entity)
+            and (self.kind is None or alert.kind == self.kind)
+            and (
+                self.min_severity is None
+                or SEVERITIES.index(alert.severity) >= SEVERITIES.index(self.min_severity)
+            )
+            and (self.since is None or alert.created_at >= self.since)
+            and (self.until is None or alert.created_at < self.until)
+        )
+
+
+# Keyset position of a row in "newest first" order.
+Position = tuple[datetime, int]
+
+
+async def page(
+    engine: AsyncEngine,
+    tenant: str,
+    where: AlertFilter,
+    limit: int,
+    before: Position | None = None,
+) -> list[tuple[Position, Alert]]:
+    """One page of history, newest first, strictly after `before` in that order."""
+    query = (
+        select(AlertRow.created_at, AlertRow.id, *(getattr(AlertRow, n) for n in _FIELDS))
+        .where(AlertRow.tenant == tenant, *where.where())
+        .order_by(AlertRow.created_at.desc(), AlertRow.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(sa.tuple_(AlertRow.created_at, AlertRow.id) < sa.tuple_(*before))
+    with connection_errors():
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+    return [((row[0], row[1]), _alert(row[2:])) for row in rows]
+
+
+async def after_id(
+    engine: AsyncEngine, tenant: str, after: int, limit: int = 500
+) -> list[tuple[int, Alert]]:
+    """The tenant's alerts recorded with a row id above `after`, oldest first (the live
+    stream's catch-up; ids follow insertion)."""
+    query = (
+        select(AlertRow.id, *(getattr(AlertRow, n) for n in _FIELDS))
+        .where(AlertRow.tenant == tenant, AlertRow.id > after)
+        .order_by(AlertRow.id)
+        .limit(limit)
+    )
+    with connection_errors():
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+    return [(row[0], _alert(row[1:])) for row in rows]
+
+
+async def last_id(engine: AsyncEngine, tenant: str) -> int:
+    """The newest row id of the tenant's alerts (0 when none)."""
+    query = select(sa.func.coalesce(sa.func.max(AlertRow.id), 0)).where(AlertRow.tenant == tenant)
+    with connection_errors():
+        async with engine.connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+
+def _alert(values: Sequence[Any]) -> Alert:
+    return Alert.model_validate(dict(zip(_FIELDS, values, strict=True)))

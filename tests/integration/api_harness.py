@@ -6,6 +6,7 @@ Fixtures here are registered by tests/integration/conftest.py.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import subprocess
@@ -100,7 +101,9 @@ def make_key(settings: Settings, tenant: str, name: str, scopes: tuple[str, ...]
         finally:
             await engine.dispose()
 
-    return asyncio.run(create())
+    # Callable from sync tests and from fixtures of async ones (where a loop is running).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, create()).result()
 
 
 def new_tenant(settings: Settings, **keys: tuple[str, ...]) -> Tenant:

@@ -34,7 +34,7 @@ def check_json(body: bytes, max_depth: int) -> Any:
         if depth > max_depth:
             raise BadJson(f"JSON nested deeper than {max_depth} levels")
     try:
-        return json.loads(
+        value = json.loads(
             body,
             object_pairs_hook=_unique_keys,
             parse_int=_bounded(int),
@@ -45,6 +45,24 @@ def check_json(body: bytes, max_depth: int) -> Any:
         raise
     except (ValueError, RecursionError) as exc:
         raise BadJson(f"invalid JSON: {exc}") from None
+    _no_lone_surrogates(value)
+    return value
+
+
+def _no_lone_surrogates(value: Any) -> None:
+    """`"\\ud800"` is valid JSON but no valid text: Postgres and UTF-8 would fail later."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                raise BadJson("a string holds a lone surrogate (\\ud800-\\udfff)") from None
+        elif isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            stack += item
 
 
 def _unique_keys(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
