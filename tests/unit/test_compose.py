@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 INFRA = {"kafka", "redis", "postgres", "triton"}
-APPS = {"worker", "api", "retrain"}
+APPS = {"worker", "api", "webhooks", "retrain"}
 
 
 @pytest.fixture(scope="module")
