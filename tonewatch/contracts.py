@@ -226,3 +226,30 @@ class DeadLetter(BaseModel):
     @property
     def raw(self) -> bytes:
         return base64.b64decode(self.raw_base64)
+
+
+class Feedback(BaseModel):
+    """A labeller's verdict on a stored message: the record on the `feedback` topic
+    (key: the message id), contract version 1.
+
+    There is one verdict per (message, labeller): `feedback_id` stays the same when the
+    labeller changes their mind, and `updated_at` moves. Delivery is at-least-once, so
+    consumers dedup by (feedback_id, updated_at) and keep the newest per feedback_id.
+    "Prediction correct" arrives as the prediction's labels, with `prediction_correct` set.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    feedback_id: str
+    tenant: str
+    source: Source
+    message_id: str
+    text: str
+    labeller: str = Field(description="the name of the API key that gave the verdict")
+    sentiment: Sentiment
+    risks: list[Risk] = Field(description="the risks that apply; the others do not")
+    prediction_correct: bool
+    model_version: str = Field(description="the version whose prediction was judged")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    version: int = 1

@@ -14,11 +14,11 @@ import httpx
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from inference.repository import versions
 from tonewatch.api.auth import Reader
 from tonewatch.api.state import api_state
 from tonewatch.config import Settings
 
+# No import of inference/ here: it loads torch, which would slow every API start by ~15 s.
 router = APIRouter(prefix="/v1", tags=["models"])
 TRITON_TIMEOUT_S: Final = 2.0
 SUMMARY_METRICS: Final = ("sentiment_macro_f1", "sentiment_accuracy", "risk_macro_f1")
@@ -44,9 +44,8 @@ async def list_models(caller: Reader, request: Request) -> Models:
     settings = api_state(request).settings
     serving = await _serving_versions(settings)
     folder = settings.model_repository / settings.triton_model_name
-    listed = [
-        _version(settings, folder / str(v), serving or set()) for v in reversed(versions(folder))
-    ]
+    numbered = sorted((int(p.name) for p in folder.glob("*") if p.name.isdigit()), reverse=True)
+    listed = [_version(settings, folder / str(v), serving or set()) for v in numbered]
     newest_serving = max(serving, key=int) if serving else None
     return Models(
         name=settings.triton_model_name,
