@@ -72,12 +72,17 @@ async def test_history_pages_filters_and_tenancy(
         assert client.get("/v1/alerts").status_code == 403  # label scope cannot read alerts
 
 
-async def _events(response: httpx.Response, count: int, timeout_s: float = 10.0) -> list[dict]:  # type: ignore[type-arg]
-    """The next `count` SSE alert events: (id, alert JSON)."""
+async def _events(
+    lines: httpx.Response | AsyncIterator[str], count: int, timeout_s: float = 10.0
+) -> list[dict]:  # type: ignore[type-arg]
+    """The next `count` SSE alert events: (id, alert JSON). Pass the response, or its
+    `aiter_lines()` to read more events from it later."""
+    if isinstance(lines, httpx.Response):
+        lines = lines.aiter_lines()
     found: list[dict] = []  # type: ignore[type-arg]
     event: dict[str, str] = {}
     async with asyncio.timeout(timeout_s):
-        async for line in response.aiter_lines():
+        async for line in lines:
             if line.startswith(("id: ", "event: ", "data: ")):
                 name, _, value = line.partition(": ")
                 event[name] = value
@@ -166,3 +171,39 @@ async def test_timeline_buckets_volume_and_sentiment(
                     "until": (T0 + timedelta(days=30)).isoformat()},
         )  # fmt: skip
         assert too_many.status_code == 422
+
+
+async def test_live_stream_of_a_subscription_carries_exactly_its_matches(
+    api: ApiServer, settings: Settings, engine: AsyncEngine, cache: AlertCache
+) -> None:
+    tenant = new_tenant(settings, analyst=("read", "subscribe"))
+    headers = {"Authorization": f"Bearer {tenant['analyst']}"}
+    rule = {
+        "name": "acme risk", "channel": "sse", "sources": ["news"], "entities": ["acme*"],
+        "kinds": ["message_risk", "negative_spike"], "min_severity": "high",
+    }  # fmt: skip
+    matching = [
+        alert(tenant.name, 1, entity="acme"),
+        alert(tenant.name, 2, entity="acme-eu", kind="message_risk", severity="critical"),
+    ]
+    missing = [
+        alert(tenant.name, 3, entity="acme", severity="medium"),  # below the severity
+        alert(tenant.name, 4, entity="globex"),  # another entity
+        alert(tenant.name, 5, entity="acme", source="reviews"),  # another source
+        alert(tenant.name, 6, entity="acme", kind="volume_spike"),  # another kind
+        alert(tenant.name, 7, entity=None),  # no entity: an entity rule cannot match
+    ]
+    async with httpx.AsyncClient(base_url=api.url, headers=headers, timeout=30) as client:
+        sub = (await client.post("/v1/subscriptions", json=rule)).json()["id"]
+        params = {"subscription": sub}
+        async with client.stream("GET", "/v1/alerts/stream", params=params) as response:
+            lines = response.aiter_lines()
+            await asyncio.sleep(0.5)
+            await emit(engine, cache, [missing[0], matching[0], *missing[1:], matching[1]])
+            received = await _events(lines, 2)
+            # Nothing else comes: a marker alert after them arrives next, not a miss.
+            marker = alert(tenant.name, 8, entity="acme-marker")
+            await emit(engine, cache, [marker])
+            (after,) = await _events(lines, 1)
+    assert [e["alert"]["dedup_key"] for e in received] == [a.dedup_key for a in matching]
+    assert after["alert"]["dedup_key"] == marker.dedup_key

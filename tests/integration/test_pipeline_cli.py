@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from storage import api_keys
+from storage.db import create_engine
 from tests.integration.conftest import run_cli
+from tonewatch.config import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,3 +55,18 @@ def test_demo_runs_the_main_job(served_seed_model: str, seed_model_dir: Path) ->
     assert "5/5 result" in out
     assert "dup_alerts 0" in out
     assert "LRANGE tw:demo-" in out
+    # The key it prints opens the web pages for the demo's tenant.
+    token = re.search(r"tw_[0-9a-f]{16}\.\S+", out)
+    assert token is not None, out
+    key = asyncio.run(_authenticate(Settings(), token.group()))
+    assert key is not None
+    assert key.tenant.startswith("demo-")
+    assert set(key.scopes) == {"read", "subscribe", "label"}
+
+
+async def _authenticate(settings: Settings, token: str) -> api_keys.ApiKey | None:
+    engine = create_engine(settings)
+    try:
+        return await api_keys.authenticate(engine, token)
+    finally:
+        await engine.dispose()

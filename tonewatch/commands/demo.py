@@ -170,4 +170,26 @@ def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
     console.print(
         f"  Redis:    redis-cli -h {host} -p {port} LRANGE tw:{tenant}:alerts 0 -1", soft_wrap=True
     )
+    console.print(
+        f"  Web:      `tonewatch api`, then sign in at http://{settings.api_host}:{settings.api_port}"
+        f"/ui/login with this key of {tenant} (scopes read, subscribe, label):",
+        soft_wrap=True,
+    )
+    console.print(f"            {_demo_key(settings, tenant)}", soft_wrap=True, highlight=False)
     console.print("  Keep a worker running: `tonewatch worker`; replay more: `tonewatch replay`.")
+
+
+def _demo_key(settings: Settings, tenant: str) -> str:
+    """An API key for the demo tenant, so that its alerts can be browsed and labelled."""
+    from storage import api_keys
+    from storage.db import create_engine
+
+    async def make() -> str:
+        engine = create_engine(settings)
+        try:
+            scopes = ("read", "subscribe", "label")
+            return (await api_keys.create(engine, tenant, "demo", scopes))[1]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(make())
