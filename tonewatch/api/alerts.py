@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 from redis import exceptions as redis_errors
@@ -79,7 +79,11 @@ def _filter(
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
 ) -> AlertFilter:
+    """The filter query parameters that history and the live stream share."""
     return AlertFilter(source, entity, kind, min_severity, since, until)
+
+
+Filter = Annotated[AlertFilter, Depends(_filter)]
 
 
 def _encode_cursor(position: Position) -> str:
@@ -99,17 +103,11 @@ def _decode_cursor(cursor: str) -> Position:
 async def history(
     caller: Reader,
     request: Request,
-    source: Source | None = None,
-    entity: Annotated[str | None, Query(max_length=200)] = None,
-    kind: AlertKind | None = None,
-    min_severity: Severity | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    where: Filter,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AlertPage:
     """The tenant's alerts, newest first; pass `next_cursor` back as `cursor` for more."""
-    where = _filter(source, entity, kind, min_severity, since, until)
     before = _decode_cursor(cursor) if cursor else None
     rows = await alert_store.page(api_state(request).engine, caller.tenant, where, limit, before)
     next_cursor = _encode_cursor(rows[-1][0]) if len(rows) == limit else None
@@ -124,11 +122,8 @@ async def history(
 async def stream(
     caller: Reader,
     request: Request,
+    where: Filter,
     subscription: Annotated[str | None, Query(max_length=100)] = None,
-    source: Source | None = None,
-    entity: Annotated[str | None, Query(max_length=200)] = None,
-    kind: AlertKind | None = None,
-    min_severity: Severity | None = None,
     last_event_id: Annotated[str | None, Header(max_length=40)] = None,
 ) -> StreamingResponse:
     """Server-sent events: `event: alert`, `id: <row id>`, `data: <alert JSON>`.
@@ -141,7 +136,6 @@ async def stream(
         rule = await subscription_store.get(state.engine, caller.tenant, subscription)
         if rule is None:
             raise HTTPException(404, "no such subscription")
-    where = _filter(source, entity, kind, min_severity)
     if last_event_id is not None and not last_event_id.isdigit():
         raise HTTPException(422, "Last-Event-ID must be an event id from this stream")
     start = (
