@@ -275,3 +275,64 @@ class GoldLabelRow(Base):
     sentiment: Mapped[str]
     risks: Mapped[list[str]]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TrainingLabelRow(Base):
+    """The retrain worker's label store: the newest version of each feedback record read
+    from the `feedback` topic (idempotent by feedback_id; an older updated_at never wins)."""
+
+    __tablename__ = "training_labels"
+
+    feedback_id: Mapped[str] = mapped_column(primary_key=True)
+    updated_at: Mapped[datetime]
+    tenant: Mapped[str]
+    source: Mapped[str]
+    message_id: Mapped[str]
+    text: Mapped[str]
+    labeller: Mapped[str]
+    sentiment: Mapped[str]
+    risks: Mapped[list[str]]
+    prediction_correct: Mapped[bool] = mapped_column(Boolean)
+    model_version: Mapped[str | None]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+Index("ix_training_labels_received_at", TrainingLabelRow.received_at)
+
+
+class RetrainRunRow(Base):
+    """One retrain round: why it started, what it used, and what the gate decided."""
+
+    __tablename__ = "retrain_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    trigger: Mapped[str]  # labels, schedule or manual
+    status: Mapped[str]  # running, promoted, rejected, failed
+    started_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    finished_at: Mapped[datetime | None]
+    labels_used: Mapped[int] = mapped_column(Integer, server_default="0")
+    summary: Mapped[Json]
+    report_dir: Mapped[str | None]
+    error: Mapped[str | None]
+
+
+class ModelVersionRow(Base):
+    """The model registry: every challenger trained, and what became of it. `version` is
+    the Triton version number, given only to challengers that passed the gate.
+    status: candidate, champion, retired (a former champion) or rejected."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_name", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    model_name: Mapped[str]
+    version: Mapped[int | None] = mapped_column(Integer)
+    trained_id: Mapped[str]
+    status: Mapped[str]
+    metrics: Mapped[Json]
+    reason: Mapped[str | None]
+    run_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("retrain_runs.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -138,6 +138,38 @@ class Settings(BaseSettings):
         description="host:port webhook targets exempt from the SSRF guard (internal receivers).",
     )
 
+    retrain_min_labels: int = Field(
+        200, ge=1, description="New labels that start a retrain round."
+    )
+    retrain_interval_s: int = Field(
+        86400, ge=60, description="Longest time between retrain rounds (when labels are new)."
+    )
+    retrain_time_budget_s: float = Field(
+        900.0, gt=0, description="Training time of one challenger."
+    )
+    retrain_epochs: int = Field(2, ge=1, description="Most fine-tuning epochs of a challenger.")
+    retrain_base_cap: int = Field(
+        600, ge=0, description="Base training examples per dataset and epoch in a retrain."
+    )
+    retrain_feedback_repeat: int = Field(
+        3, ge=1, description="Times each accepted label is seen per retrain epoch."
+    )
+    retrain_holdout_share: float = Field(
+        0.2, gt=0, lt=1, description="Share of the newest labels held out to judge challengers."
+    )
+    retrain_max_labeller_share: float = Field(
+        0.34, gt=0, le=1, description="Most of a training set one labeller may provide."
+    )
+    retrain_gold_tolerance: float = Field(
+        0.02, ge=0, description="Macro-F1 a challenger may lose on any gold set."
+    )
+    retrain_ece_tolerance: float = Field(
+        0.02, ge=0, description="Calibration error (ECE) a challenger may add."
+    )
+    retrain_gold_cap: int = Field(
+        300, ge=10, description="Examples per frozen gold set in the promotion gate."
+    )
+
     data_dir: Path = Field(
         Path("../shared/data"), description="The shared labelled datasets (optional)."
     )
