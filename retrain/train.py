@@ -3,12 +3,8 @@
 CPU-friendly by default: only the top `trainable_layers` transformer layers learn, each
 epoch draws at most `per_dataset_cap` training examples per dataset (so no dataset drowns
 the others, and large ones still contribute fresh rows every epoch), and batches group
-texts of similar length to waste little on padding. `dataset_caps` overrides the cap per
-dataset: the finance tweets, the hardest sentiment set, are drawn whole every epoch, and
-the large, easy risk sets give up rows to pay for them.
-
-The best epoch is the one with the highest dev sentiment macro-F1 (what the model is
-judged on); dev loss alone picked epochs that were worse on finance sentiment.
+texts of similar length to waste little on padding. `dataset_caps` overrides the cap for
+named datasets (the retrain worker uses it to draw all of its feedback every epoch).
 """
 
 from __future__ import annotations
@@ -32,13 +28,6 @@ from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
 
-DATASET_CAPS = {
-    "twitter_financial_news": 8000,
-    "airline": 3000,
-    "banking77": 3000,
-    "davidson": 2000,
-}
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -50,7 +39,7 @@ class TrainConfig:
     trainable_layers: int = 4
     max_length: int = 64
     per_dataset_cap: int = 4000
-    dataset_caps: dict[str, int] = field(default_factory=lambda: dict(DATASET_CAPS))
+    dataset_caps: dict[str, int] = field(default_factory=dict)
     dev_cap: int = 300
     patience: int = 1
     seed: int = 13
@@ -241,7 +230,7 @@ def train(
     result = TrainResult(
         loaded, config, train_counts={name: len(pool) for name, pool in train_pools.items()}
     )
-    best_f1, best_state, waited = -1.0, copy.deepcopy(loaded.model.state_dict()), 0
+    best_loss, best_state, waited = float("inf"), copy.deepcopy(loaded.model.state_dict()), 0
     started = time.monotonic()
     noop: ProgressCallback = lambda *_: None  # noqa: E731
     report = progress or noop
@@ -261,17 +250,18 @@ def train(
         matrix = confusion_matrix(
             np.array(truth, dtype=np.int64), np.array(predicted, dtype=np.int64), 3
         )
-        dev_f1 = macro_f1(matrix)
         result.history.append(
-            EpochStats(epoch, train_loss, dev_loss, dev_f1, time.monotonic() - epoch_start)
+            EpochStats(
+                epoch, train_loss, dev_loss, macro_f1(matrix), time.monotonic() - epoch_start
+            )
         )
-        if dev_f1 > best_f1:
-            best_f1, best_state, waited = dev_f1, copy.deepcopy(loaded.model.state_dict()), 0
+        if dev_loss < best_loss:
+            best_loss, best_state, waited = dev_loss, copy.deepcopy(loaded.model.state_dict()), 0
             result.best_epoch = epoch
         else:
             waited += 1
             if waited > config.patience:
-                result.stop_reason = f"early stop: dev sentiment F1 fell for {waited} epochs"
+                result.stop_reason = f"early stop: dev loss rose for {waited} epochs"
                 break
         if config.time_budget_s and time.monotonic() - started > config.time_budget_s:
             result.stop_reason = f"time budget of {config.time_budget_s:.0f}s spent"
