@@ -1,28 +1,54 @@
-"""Export a trained model into the Triton model repository as a new, immutable version.
+"""Export a trained model into the Triton model repository as a new, immutable version, and
+pin which version Triton serves.
 
 A version folder holds `model.onnx` (encoder + pooling + both heads, ending in
 probabilities), the fast tokenizer's `tokenizer.json`, `serving.json` and the backend's
 `model.py`. It is assembled in a staging folder beside the repository and renamed into
-place, so Triton never sees a half-written version.
+place, so Triton never sees a half-written version; a killed export leaves only a staging
+folder, which `clean_staging` removes.
+
+The served version is pinned in the model's `config.pbtxt`
+(`version_policy: { specific: { versions: [N] } }`), so writing a new version changes
+nothing that serves, and a Triton restart serves the same champion. Only `pin_version`
+(through `inference.serving.serve_version`) moves the pin. Writers of a model folder take
+`model_lock`, so an export and a swap never interleave their config rewrites.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import re
 import shutil
 import string
+import time
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
-import torch
-from torch import nn
+if TYPE_CHECKING:
+    from inference.model import LoadedModel
 
-from inference.model import LoadedModel, ToneModel
+TRITON_MODEL_DIR: Final = Path(__file__).parent / "triton_model"
+CONFIG_FILE: Final = "config.pbtxt"
+STAGING_DIR: Final = ".export-staging"  # beside the repository, never inside it
+ONNX_OPSET: Final = 17
 
-TRITON_MODEL_DIR = Path(__file__).parent / "triton_model"
-ONNX_OPSET = 17
+_POLICY_START: Final = re.compile(r"^[ \t]*version_policy[ \t]*:?[ \t]*\{", re.MULTILINE)
+_PINNED: Final = re.compile(
+    r"^version_policy\s*:?\s*\{\s*specific\s*:?\s*\{\s*versions\s*:\s*\[?\s*(\d+)\s*\]?\s*\}\s*\}$"
+)
+# <model name>.pid<pid>.<uuid>: the pid tells a live export from a killed one's leftover.
+_STAGING_NAME: Final = re.compile(r"^(?P<model>.+)\.pid(?P<pid>\d+)\.[0-9a-f]{32}$")
+
+
+class ModelLocked(TimeoutError):
+    """Another process kept the model folder locked (an export or a swap) for too long."""
 
 
 @dataclass(frozen=True)
@@ -37,21 +63,53 @@ class ServingConfig:
     quantize_int8: bool = True  # no measurable F1 cost, 1.5-2x faster on CPU (README)
 
 
-class _Probabilities(nn.Module):
-    """What the ONNX graph computes: softmax sentiment and sigmoid risk."""
-
-    def __init__(self, model: ToneModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.probabilities(input_ids, attention_mask)
+def version_policy(version: int) -> str:
+    """The config.pbtxt line that makes Triton serve exactly `version`."""
+    if version < 1:
+        raise ValueError(f"Triton versions start at 1, not {version}")
+    return f"version_policy: {{ specific: {{ versions: [ {version} ] }} }}"
 
 
-def render_config(model_name: str, serving: ServingConfig) -> str:
-    template = string.Template((TRITON_MODEL_DIR / "config.pbtxt").read_text())
+def _policy_span(config: str) -> tuple[int, int] | None:
+    """Where the version_policy entry is (its closing brace included), or None."""
+    start = _POLICY_START.search(config)
+    if start is None:
+        return None
+    depth = 0
+    for index in range(start.end() - 1, len(config)):
+        depth += {"{": 1, "}": -1}.get(config[index], 0)
+        if depth == 0:
+            return start.start(), index + 1
+    raise ValueError("config.pbtxt: version_policy has an unclosed brace")
+
+
+def with_pin(config: str, version: int) -> str:
+    """`config` with its version policy replaced by a pin on `version`; all else kept."""
+    line = version_policy(version)
+    span = _policy_span(config)
+    if span is None:
+        return config.rstrip("\n") + "\n" + line + "\n"
+    return config[: span[0]] + line + config[span[1] :]
+
+
+def pinned(config: str) -> int | None:
+    """The version a config pins, or None when its policy is not one specific version."""
+    span = _policy_span(config)
+    if span is None:
+        return None
+    match = _PINNED.match(config[span[0] : span[1]].strip())
+    return int(match.group(1)) if match else None
+
+
+def pinned_version(model_dir: Path) -> int | None:
+    """The version the model's config.pbtxt pins (None: no config, or no single pin)."""
+    config = model_dir / CONFIG_FILE
+    return pinned(config.read_text()) if config.is_file() else None
+
+
+def render_config(model_name: str, serving: ServingConfig, version: int) -> str:
+    """The model's config.pbtxt, serving exactly `version`."""
+    template = string.Template((TRITON_MODEL_DIR / CONFIG_FILE).read_text())
     text = template.substitute(
         max_batch_size=serving.max_batch_size,
         preferred_batch_sizes=", ".join(str(size) for size in serving.preferred_batch_sizes),
@@ -59,7 +117,63 @@ def render_config(model_name: str, serving: ServingConfig) -> str:
         instances=serving.instances,
         intra_op_threads=serving.intra_op_threads or "",
     )
-    return text.replace('name: "tonewatch"', f'name: "{model_name}"')
+    return with_pin(text.replace('name: "tonewatch"', f'name: "{model_name}"'), version)
+
+
+def write_config(model_dir: Path, text: str) -> None:
+    """Replace config.pbtxt atomically: Triton reads either the old file or the new one."""
+    tmp = model_dir / f".{CONFIG_FILE}.{uuid.uuid4().hex}.tmp"
+    try:
+        with tmp.open("w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, model_dir / CONFIG_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def pin_version(model_dir: Path, version: int) -> None:
+    """Pin `version` in the model's config.pbtxt (Triton applies it at the next load).
+
+    Callers hold `model_lock(model_dir)`.
+    """
+    config = model_dir / CONFIG_FILE
+    if not config.is_file():
+        raise FileNotFoundError(f"{config} does not exist")
+    text = config.read_text()
+    if pinned(text) != version:
+        write_config(model_dir, with_pin(text, version))
+
+
+def pin_for_export(config: str | None, existing: list[int], new_version: int) -> int:
+    """The version to pin while `new_version` is written: the pin already there; for an
+    unpinned config, the newest existing version (what `latest { num_versions: 1 }` served);
+    for a brand-new model, the new version itself."""
+    current = pinned(config) if config is not None else None
+    if current is not None:
+        return current
+    return existing[-1] if existing else new_version
+
+
+@contextmanager
+def model_lock(model_dir: Path, timeout_s: float = 60.0) -> Iterator[None]:
+    """Exclusive, cross-process lock on a model folder (flock on the folder itself, so no
+    lock file appears in the repository). The kernel drops it if the holder dies."""
+    fd = os.open(model_dir, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ModelLocked(f"{model_dir} stayed locked for {timeout_s}s") from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def versions(model_dir: Path) -> list[int]:
@@ -68,8 +182,65 @@ def versions(model_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
+def version_source(version_dir: Path) -> str | None:
+    """The trained model id a version was exported from (serving.json's `source`), if any."""
+    try:
+        source = json.loads((version_dir / "serving.json").read_text()).get("source")
+    except (OSError, ValueError):
+        return None
+    return str(source) if source else None
+
+
+def staging_root(repository: Path) -> Path:
+    return repository.parent / STAGING_DIR
+
+
+def clean_staging(repository: Path) -> list[Path]:
+    """Remove what killed exports left in the staging folder; returns what it removed.
+
+    Folders of exports still running (their process is alive) are kept.
+    """
+    root = staging_root(repository)
+    removed = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        match = _STAGING_NAME.match(folder.name)
+        if match and _alive(int(match.group("pid"))):
+            continue
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            folder.unlink(missing_ok=True)
+        removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def export_onnx(loaded: LoadedModel, path: Path, quantize_int8: bool = False) -> None:
-    wrapper = _Probabilities(loaded.model).eval()
+    import torch  # imported here: swapping versions must not wait for torch to load
+    from torch import nn
+
+    class Probabilities(nn.Module):
+        """What the ONNX graph computes: softmax sentiment and sigmoid risk."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = loaded.model
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.model.probabilities(input_ids, attention_mask)
+
+    wrapper = Probabilities().eval()
     sample = loaded.encode(["a short sample", "another, slightly longer sample text"])
     # The tracer warns about shape-dependent Python branches in transformers' masking code;
     # the graph is checked against the eager model by tests/integration/test_model_serving.py.
@@ -110,12 +281,15 @@ def export(
     serving: ServingConfig | None = None,
     source: str = "",
 ) -> int:
-    """Write the next version of `model_name` into `repository`; returns its number."""
+    """Write the next version of `model_name` into `repository`; returns its number.
+
+    The version is written, not served: the config keeps pinning the version it pinned (a
+    brand-new model pins its first version). `inference.serving.serve_version` switches.
+    """
     serving = serving or ServingConfig()
     model_dir = repository / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
-    version = (versions(model_dir) or [0])[-1] + 1
-    staging = repository.parent / ".export-staging" / f"{model_name}-{version}-{uuid.uuid4().hex}"
+    staging = staging_root(repository) / f"{model_name}.pid{os.getpid()}.{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
         export_onnx(loaded, staging / "model.onnx", serving.quantize_int8)
@@ -135,13 +309,17 @@ def export(
                 indent=2,
             )
         )
-        config = model_dir / "config.pbtxt"
-        rendered = render_config(model_name, serving)
-        if not config.exists() or config.read_text() != rendered:
-            tmp = config.with_suffix(".tmp")
-            tmp.write_text(rendered)
-            tmp.replace(config)
-        staging.rename(model_dir / str(version))
+        # Numbering, config and rename under the lock: milliseconds, not the export's seconds.
+        with model_lock(model_dir):
+            existing = versions(model_dir)
+            version = (existing or [0])[-1] + 1
+            config = model_dir / CONFIG_FILE
+            current = config.read_text() if config.is_file() else None
+            pin = pin_for_export(current, existing, version)
+            rendered = render_config(model_name, serving, pin)
+            if current != rendered:
+                write_config(model_dir, rendered)
+            staging.rename(model_dir / str(version))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return version

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ matplotlib.use("Agg")  # files only, never a display
 import matplotlib.pyplot as plt
 
 from retrain.evaluate import DatasetMetrics
+from retrain.gate import Decision
 from retrain.train import EpochStats, TrainResult
 from tonewatch.contracts import SENTIMENT_LABELS
 
@@ -160,3 +162,87 @@ internal measurement only, not for commercial use.
 - English only. Text beyond {c.max_length} tokens is truncated.
 - Sentiment of long reviews is judged from their first {c.max_length} tokens.
 """
+
+
+def plot_comparison(
+    champion: dict[str, DatasetMetrics], challenger: dict[str, DatasetMetrics], path: Path
+) -> None:
+    """Sentiment and risk macro-F1 per gold set (and the held-out feedback), side by side."""
+    names = sorted(set(champion) & set(challenger))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 1.8), squeeze=False)
+    for ax, metric in zip(axes[0], ("sentiment_macro_f1", "risk_macro_f1"), strict=True):
+        for offset, (label, side) in enumerate(
+            (("champion", champion), ("challenger", challenger))
+        ):
+            values = [getattr(side[n], metric) or 0.0 for n in names]
+            ax.barh([i + 0.4 * offset for i in range(len(names))], values, height=0.4, label=label)
+        ax.set_yticks([i + 0.2 for i in range(len(names))], names)
+        ax.set_xlim(0, 1)
+        ax.set_title(metric.replace("_", " "))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_round_report(
+    folder: Path,
+    *,
+    run_id: int,
+    champion: str,
+    challenger: str,
+    champion_metrics: dict[str, DatasetMetrics],
+    challenger_metrics: dict[str, DatasetMetrics],
+    decision: Decision,
+    summary: dict[str, object],
+    history: Sequence[EpochStats],
+) -> None:
+    """A retrain round's report: report.json, REPORT.md and three PNGs (comparison,
+    confusion matrices of the challenger, training curve)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_comparison(champion_metrics, challenger_metrics, folder / "comparison.png")
+    plot_confusion(challenger_metrics, folder / "confusion.png")
+    if history:
+        plot_training_curve(history, folder / "training_curve.png")
+    verdict = "promoted" if decision.promote else "rejected"
+    payload = {
+        "run_id": run_id, "champion": champion, "challenger": challenger,
+        "decision": verdict, "reasons": decision.reasons, "figures": decision.figures,
+        "summary": summary,
+        "champion_metrics": {n: m.as_dict() for n, m in champion_metrics.items()},
+        "challenger_metrics": {n: m.as_dict() for n, m in challenger_metrics.items()},
+    }  # fmt: skip
+    (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str))
+
+    def pair(name: str, metric: str) -> str:
+        before, after = champion_metrics[name], challenger_metrics[name]
+        return f"{_fmt(getattr(before, metric))} | {_fmt(getattr(after, metric))}"
+
+    rows = "\n".join(
+        f"| {n} | {pair(n, 'sentiment_macro_f1')} | {pair(n, 'sentiment_ece')} | "
+        f"{pair(n, 'risk_macro_f1')} |"
+        for n in sorted(set(champion_metrics) & set(challenger_metrics))
+    )
+    reasons = "\n".join(f"- {r}" for r in decision.reasons) or "- (none)"
+    (folder / "REPORT.md").write_text(
+        f"""# Retrain round {run_id}: {verdict}
+
+Champion `{champion}` against challenger `{challenger}`.
+
+## Decision: {verdict}
+{reasons}
+
+## Metrics (champion / challenger)
+| set | sentiment F1 | | ECE | | risk F1 | |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+{rows}
+
+![comparison](comparison.png) ![confusion](confusion.png) ![training curve](training_curve.png)
+
+## Round
+```json
+{json.dumps(summary, indent=2, default=str)}
+```
+"""
+    )

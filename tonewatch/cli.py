@@ -20,6 +20,7 @@ from tonewatch.commands import db as db_commands
 from tonewatch.commands import demo as demo_commands
 from tonewatch.commands import model as model_commands
 from tonewatch.commands import replay as replay_commands
+from tonewatch.commands import retrain as retrain_commands
 from tonewatch.commands import webhooks as webhooks_commands
 from tonewatch.commands import worker as worker_commands
 from tonewatch.config import Settings, settings_reference
@@ -38,6 +39,7 @@ app.command("worker")(worker_commands.worker_command)
 app.command("demo")(demo_commands.demo_command)
 app.command("api")(api_commands.api_command)
 app.add_typer(api_commands.keys_app, name="keys")
+app.add_typer(retrain_commands.app, name="retrain")
 app.add_typer(webhooks_commands.app, name="webhooks")
 
 console = Console()

@@ -138,9 +138,7 @@ class Settings(BaseSettings):
         description="host:port webhook targets exempt from the SSRF guard (internal receivers).",
     )
 
-    retrain_min_labels: int = Field(
-        200, ge=1, description="New labels that start a retrain round."
-    )
+    retrain_min_labels: int = Field(200, ge=1, description="New labels that start a retrain round.")
     retrain_interval_s: int = Field(
         86400, ge=60, description="Longest time between retrain rounds (when labels are new)."
     )

@@ -253,3 +253,26 @@ class Feedback(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     version: int = 1
+
+
+ModelEventKind = Literal["promoted", "rolled_back", "rejected"]
+
+
+class ModelEvent(BaseModel):
+    """A change of the served model, or a challenger turned down: the record on the
+    `model-events` topic (key: the model name), contract version 1.
+
+    `version` is the Triton version served from now on (for `rejected`: none, the champion
+    keeps serving); `previous_version` the one served before.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event: ModelEventKind
+    model_name: str = Field(min_length=1, max_length=MAX_ID_CHARS)
+    version: int | None = Field(default=None, ge=1)
+    previous_version: int | None = Field(default=None, ge=1)
+    trained_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    reason: str | None = None
+    at: AwareDatetime
+    contract_version: int = CONTRACT_VERSION

@@ -6,6 +6,7 @@ down as TONEWATCH_ variables, a pid file and a log under <var_dir>/workers.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -30,7 +31,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name in Settings.model_fields:
         value = getattr(settings, name)
         if value is not None:
-            env[f"TONEWATCH_{name.upper()}"] = str(value)
+            # Lists and dicts travel as JSON, which is how pydantic-settings reads them back.
+            shown = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            env[f"TONEWATCH_{name.upper()}"] = shown
     return env
 
 

@@ -14,7 +14,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from inference.model import LoadedModel, load_model
-from inference.repository import ServingConfig, export
+from inference.repository import ServingConfig, export, pinned_version
+from inference.serving import serve_version
 from tonewatch.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -92,11 +93,9 @@ def test_a_new_export_is_a_new_immutable_version(
     assert second == first + 1
     assert {p.name: p.stat().st_mtime_ns for p in (folder / str(first)).iterdir()} == before
     assert not list((settings.model_repository.resolve().parent / ".export-staging").glob("*"))
-    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
-    try:
-        client.load_model(name)
-    finally:
-        client.close()
+    assert pinned_version(folder) == first  # written, not served
+    assert _infer(settings, name, TEXTS[:1])[2] == str(first)
+    serve_version(settings, name, second)
     assert _infer(settings, name, TEXTS[:1])[2] == str(second)
 
 
@@ -106,12 +105,9 @@ def test_the_int8_export_stays_close_to_the_model(
     name, _ = served
     repository = settings.model_repository.resolve()
     version = export(seed_model, repository, name, ServingConfig(quantize_int8=True))
-    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
-    try:
-        client.load_model(name)
-    finally:
-        client.close()
-    sentiment, risk, _ = _infer(settings, name, TEXTS)
+    serve_version(settings, name, version)
+    sentiment, risk, served_version = _infer(settings, name, TEXTS)
+    assert served_version == str(version)
     expected_sentiment, expected_risk = seed_model.predict(TEXTS)
     np.testing.assert_allclose(sentiment.sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(sentiment - expected_sentiment.numpy()).max() < 0.25

@@ -1,11 +1,15 @@
-"""`tonewatch model …`: train, evaluate and export the sentiment + risk model."""
+"""`tonewatch model …`: train, evaluate and export the sentiment + risk model; list the
+registry and roll back the served version."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,10 +19,14 @@ from tonewatch.commands.progress import PhaseProgress, progress_bar
 from tonewatch.config import Settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from retrain.datasets.base import Dataset
+    from storage.model_registry import ModelVersion
 
 app = typer.Typer(help="Train, evaluate and export the sentiment + risk model.")
 console = Console()
+err_console = Console(stderr=True)
 
 DatasetsOption = Annotated[
     str | None,
@@ -154,48 +162,323 @@ def export_command(
     int8: Annotated[
         bool, typer.Option(help="Dynamic int8 quantisation of the ONNX weights.")
     ] = True,
-    load: Annotated[bool, typer.Option(help="Load it into the running Triton.")] = True,
+    load: Annotated[
+        bool, typer.Option(help="Serve it now: it becomes the champion (else a candidate).")
+    ] = True,
 ) -> None:
-    """Export a trained version into the Triton repository as its next version, and load it."""
+    """Export a trained version into the Triton repository as its next version, record it
+    in the registry, and (with --load) switch serving to it without downtime."""
     from inference.model import load_model
     from inference.repository import ServingConfig, export
     from retrain import versions
+    from storage.db import create_engine, migrate
+    from storage.exceptions import DatabaseUnavailable
 
     settings = Settings()
+    name = settings.triton_model_name
     folder = versions.resolve(settings.trained_models, model)
-    with console.status(f"exporting {folder.name} to ONNX…"):
-        version = export(
-            load_model(folder), settings.model_repository.resolve(), settings.triton_model_name,
-            ServingConfig(quantize_int8=int8), source=folder.name,
+
+    async def export_and_record() -> None:
+        from storage import model_registry
+
+        engine = create_engine(settings)
+        try:
+            # Adopt what served before, first: the new version must not pass for it.
+            previous = await _champion(settings, engine)
+            with console.status(f"exporting {folder.name} to ONNX…"):
+                version = export(
+                    load_model(folder), settings.model_repository.resolve(), name,
+                    ServingConfig(quantize_int8=int8), source=folder.name,
+                )  # fmt: skip
+            console.print(f"[green]✓[/] {name} version {version} written (not served yet)")
+            await model_registry.record_candidate(
+                engine, name, folder.name, key_metrics(settings, folder.name), version=version
+            )
+            if not load:
+                return
+            await asyncio.to_thread(_serve, settings, version)
+            await model_registry.promote(engine, name, version, reason="tonewatch model export")
+            console.print(f"[green]✓[/] Triton serves {name} v{version} (the champion)")
+            await _announce(
+                settings, "promoted", version, previous, folder.name, "tonewatch model export"
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        migrate(settings.database_url)
+        asyncio.run(export_and_record())
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+
+
+@app.command("list")
+def list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the history as JSON.")] = False,
+    limit: Annotated[int, typer.Option(help="Most versions shown, newest first.")] = 50,
+) -> None:
+    """The model registry: every version and rejected challenger, with its status and key
+    metrics; the version Triton serves is marked."""
+    from inference.serving import ServingError, served_version
+    from storage import model_registry
+    from storage.db import create_engine, migrate
+    from storage.exceptions import DatabaseUnavailable
+
+    settings = Settings()
+    name = settings.triton_model_name
+
+    async def history() -> list[model_registry.ModelVersion]:
+        engine = create_engine(settings)
+        try:
+            await _champion(settings, engine)
+            return await model_registry.history(engine, name, limit)
+        finally:
+            await engine.dispose()
+
+    try:
+        migrate(settings.database_url)
+        rows = asyncio.run(history())
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+    try:
+        serving: int | None = served_version(settings.triton_grpc_url, name)
+        triton_up = True
+    except ServingError:
+        serving, triton_up = None, False
+    if as_json:
+        listed = [{**row.as_dict(), "serving": row.version == serving} for row in rows]
+        report = {"model_name": name, "serving_version": serving, "versions": listed}
+        typer.echo(json.dumps(report, indent=2))
+        return
+    console.print(_history_table(name, rows, serving))
+    if not triton_up:
+        console.print("[yellow]Triton did not answer: the serving version is unknown[/]")
+    elif serving is None:
+        console.print(f"[yellow]Triton serves no version of {name}[/]")
+
+
+@app.command("rollback")
+def rollback_command(
+    to: Annotated[
+        int | None, typer.Option("--to", help="Serve this version (default: the previous one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Serve the previous champion again (or version N), without downtime. The version
+    rolled back from is retired ("rolled back"); a `model-events` record announces it."""
+    from storage.db import create_engine, migrate
+    from storage.exceptions import DatabaseUnavailable
+
+    settings = Settings()
+    started = time.monotonic()
+
+    async def rollback() -> dict[str, Any]:
+        engine = create_engine(settings)
+        try:
+            return await _rollback(settings, engine, to)
+        finally:
+            await engine.dispose()
+
+    try:
+        migrate(settings.database_url)
+        outcome = asyncio.run(rollback())
+    except DatabaseUnavailable as exc:
+        _fail(str(exc))
+    outcome["total_seconds"] = round(time.monotonic() - started, 2)
+    if as_json:
+        typer.echo(json.dumps(outcome))
+        return
+    console.print(
+        f"[green]✓[/] {outcome['model_name']} serves version {outcome['version']} again "
+        f"(was {outcome['previous_version']}): swapped in {outcome['seconds']}s, "
+        f"{outcome['total_seconds']}s in all"
+    )
+    if not outcome["event_published"]:
+        console.print("[yellow]the model-events record was not published (see the log)[/]")
+
+
+async def _rollback(settings: Settings, engine: AsyncEngine, to: int | None) -> dict[str, Any]:
+    from inference.repository import version_source, versions
+    from storage import model_registry
+
+    name = settings.triton_model_name
+    model_dir = settings.model_repository.resolve() / name
+    current = await _champion(settings, engine)
+    if to is None:
+        target = await model_registry.previous_champion(engine, name)
+        if target is None:
+            _fail(f"{name} has no previous champion to roll back to; name one with --to N")
+    else:
+        target = await model_registry.get(engine, name, to)
+        if target is None and to in versions(model_dir):  # exported outside the registry
+            trained_id = version_source(model_dir / str(to)) or "unknown"
+            target = await model_registry.record_candidate(
+                engine, name, trained_id, key_metrics(settings, trained_id), version=to
+            )
+        if target is None:
+            _fail(f"{name} has no version {to} (see `tonewatch model list`)")
+    assert target.version is not None  # previous_champion and get only return versions
+    previous = current.version if current is not None else None
+    if target.version == previous:
+        _fail(f"{name} version {target.version} is already the champion")
+    swap_started = time.monotonic()
+    await asyncio.to_thread(_serve, settings, target.version)
+    seconds = round(time.monotonic() - swap_started, 2)
+    reason = f"rolled back from version {previous}"
+    await model_registry.promote(
+        engine, name, target.version, retire_reason=model_registry.ROLLED_BACK, reason=reason
+    )
+    published = await _announce(
+        settings, "rolled_back", target.version, current, target.trained_id, reason
+    )
+    return {
+        "model_name": name, "version": target.version, "previous_version": previous,
+        "trained_id": target.trained_id, "seconds": seconds, "event_published": published,
+    }  # fmt: skip
+
+
+def _serve(settings: Settings, version: int) -> None:
+    """Switch Triton to `version` (see inference.serving); exit 1 if it stays on the old."""
+    from inference.serving import ServingError, serve_version
+    from tonewatch import services
+
+    services.up(settings, ["triton"])
+    try:
+        serve_version(settings, settings.triton_model_name, version)
+    except ServingError as exc:
+        _fail(f"not switched: {exc}")
+
+
+async def _champion(settings: Settings, engine: AsyncEngine) -> ModelVersion | None:
+    """The registry's champion. A model served before the registry existed (its pinned,
+    else its served version) is adopted as the champion on first use."""
+    from inference.repository import pinned_version, version_source
+    from inference.serving import ServingError, served_version
+    from storage import model_registry
+
+    name = settings.triton_model_name
+    found = await model_registry.champion(engine, name)
+    if found is not None:
+        return found
+    model_dir = settings.model_repository.resolve() / name
+    version = pinned_version(model_dir)
+    if version is None:
+        try:
+            version = served_version(settings.triton_grpc_url, name)
+        except ServingError:
+            return None
+    if version is None or not (model_dir / str(version)).is_dir():
+        return None
+    trained_id = version_source(model_dir / str(version)) or "unknown"
+    metrics = key_metrics(settings, trained_id)
+    return await model_registry.adopt_existing(engine, name, version, trained_id, metrics)
+
+
+KEY_METRICS = ("examples", "sentiment_macro_f1", "sentiment_ece", "risk_macro_f1")
+
+
+def key_metrics(settings: Settings, trained_id: str) -> dict[str, dict[str, Any]]:
+    """The registry's summary of a trained version's metrics.json (empty if it has none)."""
+    path = settings.trained_models / trained_id / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {
+        dataset: {key: figures.get(key) for key in KEY_METRICS}
+        for dataset, figures in metrics.items()
+        if isinstance(figures, dict)
+    }
+
+
+async def _announce(
+    settings: Settings,
+    event: Literal["promoted", "rolled_back"],
+    version: int,
+    previous: ModelVersion | None,
+    trained_id: str,
+    reason: str,
+) -> bool:
+    """Publish the model event; False (with a warning) when Kafka did not take it: the
+    registry is the record, the event a notification."""
+    from aiokafka.errors import KafkaError
+
+    from tonewatch.contracts import ModelEvent
+    from tonewatch.model_events import publish_model_event
+
+    record = ModelEvent(
+        event=event, model_name=settings.triton_model_name, version=version,
+        previous_version=previous.version if previous is not None else None,
+        trained_id=trained_id, reason=reason, at=datetime.now(UTC),
+    )  # fmt: skip
+    try:
+        await publish_model_event(settings, record)
+    except KafkaError as exc:
+        err_console.print(f"model-events not published ({exc!r}): {record.model_dump_json()}")
+        return False
+    return True
+
+
+def _mean(rows: dict[str, dict[str, Any]], key: str) -> float | None:
+    values = [m[key] for m in rows.values() if isinstance(m.get(key), int | float)]
+    return sum(values) / len(values) if values else None
+
+
+def _history_table(name: str, rows: list[ModelVersion], serving: int | None) -> Table:
+    table = Table(title=f"{name}: model versions, newest first")
+    columns = (
+        "version", "trained id", "status", "mean sent. F1", "mean ECE", "feedback F1",
+        "reason", "created", "updated",
+    )  # fmt: skip
+    for column in columns:
+        table.add_column(column)
+
+    def fmt(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    for row in rows:
+        gold = {k: v for k, v in row.metrics.items() if k != "feedback"}
+        feedback = row.metrics.get("feedback", {})
+        marker = (
+            " [bold green]● serving[/]"
+            if row.version is not None and row.version == serving
+            else ""
+        )
+        table.add_row(
+            f"{row.version if row.version is not None else '-'}{marker}", row.trained_id,
+            row.status, fmt(_mean(gold, "sentiment_macro_f1")), fmt(_mean(gold, "sentiment_ece")),
+            fmt(feedback.get("sentiment_macro_f1")), row.reason or "",
+            f"{row.created_at:%Y-%m-%d %H:%M}", f"{row.updated_at:%Y-%m-%d %H:%M}",
         )  # fmt: skip
-    console.print(f"[green]✓[/] {settings.triton_model_name} version {version} written")
-    if load:
-        served = load_into_triton(settings)
-        console.print(f"[green]✓[/] Triton serves {settings.triton_model_name} v{served}")
+    return table
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(f"✗ {message}", markup=False, highlight=False)
+    raise typer.Exit(1)
 
 
 def load_into_triton(settings: Settings) -> str:
-    """(Re)load the served model from the repository; returns the version Triton reports."""
+    """(Re)load the served model from the repository; returns the version Triton serves
+    (the one its config pins; see inference.repository)."""
     import tritonclient.grpc as grpcclient
 
+    from inference.serving import LOAD_TIMEOUT_S, served_version
     from tonewatch import services
 
     services.up(settings, ["triton"])
     client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
     try:
-        client.load_model(settings.triton_model_name)
-        ready = client.get_model_repository_index().models
-        loaded = [
-            m.version for m in ready if m.name == settings.triton_model_name and m.state == "READY"
-        ]
-        return max(loaded, key=int) if loaded else "?"
+        client.load_model(settings.triton_model_name, client_timeout=LOAD_TIMEOUT_S)
     finally:
         client.close()
+    served = served_version(settings.triton_grpc_url, settings.triton_model_name)
+    return "?" if served is None else str(served)
 
 
 def ensure_model_served(settings: Settings) -> str:
-    """Make sure Triton serves the model: load the repository's latest version, exporting the
-    latest trained one first if the repository is empty. Returns the served version."""
+    """Make sure Triton serves the model: load the repository's pinned version, exporting
+    the latest trained one first if the repository is empty. Returns the served version."""
     from inference.repository import versions
 
     model_dir = settings.model_repository / settings.triton_model_name

@@ -4,11 +4,12 @@ import { api, el, fail, humanise, session, when } from "/ui/static/app.js";
 
 const table = document.getElementById("models");
 const serving = document.getElementById("serving");
+const rounds = document.getElementById("rounds");
 
 const MEAN = "the mean macro F1 over the evaluation datasets that have these labels";
 const HEADINGS = [
   ["Version"], ["Status"], ["Created"], ["Trained from"], ["Sentiment F1", MEAN], ["Risk F1", MEAN],
-  ["Per dataset"],
+  ["Per dataset"], ["Report"],
 ];
 const SHORT = {
   sentiment_macro_f1: "sentiment F1",
@@ -52,8 +53,15 @@ function mean(byDataset, name) {
   return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
 }
 
+/** A link to a round's report (Markdown), or a dash. */
+function reportLink(url) {
+  return url
+    ? el("a", { href: url, target: "_blank", rel: "noopener" }, "report")
+    : el("span", { class: "muted" }, "–");
+}
+
 function row(version, servingVersion) {
-  const isServing = version.version === servingVersion;
+  const isServing = version.serving ?? version.version === servingVersion;
   const datasets = Object.keys(version.metrics ?? {}).length;
   const details = datasets
     ? el(
@@ -69,16 +77,54 @@ function row(version, servingVersion) {
     el("td", {}, el("strong", {}, `v${version.version}`)),
     el(
       "td",
-      {},
+      { title: version.reason ?? "" },
       isServing
         ? el("span", { class: "badge serving", title: "answering predictions now" }, "serving")
-        : version.status,
+        : null,
+      ` ${version.status}`,
     ),
     el("td", {}, when(version.created_at)),
     el("td", { class: "mono" }, version.source ?? "–"),
     el("td", {}, metricCell(mean(version.metrics, "sentiment_macro_f1"))),
     el("td", {}, metricCell(mean(version.metrics, "risk_macro_f1"))),
     el("td", {}, details),
+    el("td", {}, reportLink(version.report)),
+  );
+}
+
+/** Retrain rounds, newest first, with the gate's reasons and the report. */
+function roundsTable(models) {
+  if (!models.rounds?.length) {
+    return el("p", { class: "empty" }, "No retrain round yet.");
+  }
+  return el(
+    "table",
+    {},
+    el("caption", { class: "sr-only" }, "Retrain rounds, newest first"),
+    el(
+      "thead",
+      {},
+      el("tr", {}, ["Round", "Trigger", "Outcome", "Started", "Labels", "Why", "Report"].map(
+        (h) => el("th", { scope: "col" }, h),
+      )),
+    ),
+    el(
+      "tbody",
+      {},
+      models.rounds.map((r) =>
+        el(
+          "tr",
+          { "data-round": r.id },
+          el("td", {}, `#${r.id}`),
+          el("td", {}, r.trigger),
+          el("td", {}, el("strong", {}, r.status)),
+          el("td", {}, when(r.started_at)),
+          el("td", {}, String(r.labels_used)),
+          el("td", {}, r.error ?? (r.reasons.join("; ") || "–")),
+          el("td", {}, reportLink(r.report)),
+        ),
+      ),
+    ),
   );
 }
 
@@ -100,6 +146,7 @@ async function main() {
     : models.triton_reachable === false
       ? "Triton is not answering"
       : "no version is serving";
+  rounds.replaceChildren(roundsTable(models));
   if (!models.versions.length) {
     table.replaceChildren(el("p", { class: "empty" }, "No model version in the repository yet."));
     return;
