@@ -316,10 +316,11 @@ def test_feedback_trains_gates_promotes_and_rolls_back_under_traffic(
         assert traffic.ok > 100
         listed = run_cli("model", "list", "--json", env=env)
         assert listed.returncode == 0, listed.stderr
-        statuses = {row["version"]: row["status"] for row in json.loads(listed.stdout)}
+        rows = json.loads(listed.stdout)["versions"]
+        statuses = {row["version"]: row["status"] for row in rows}
         assert statuses[1] == "champion"
         assert statuses[2] == "retired"
-        assert "rejected" in {row["status"] for row in json.loads(listed.stdout)}
+        assert "rejected" in {row["status"] for row in rows}
     finally:
         api.stop()
         if worker is not None and worker.poll() is None:

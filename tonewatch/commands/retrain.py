@@ -28,9 +28,13 @@ def worker_command(
     from storage.db import migrate
     from streams.topics import ensure_topics
 
+    # Our loggers at the asked level; libraries (ONNX Runtime's quantiser logs every
+    # tensor at INFO on the root logger) only from warnings up.
     logging.basicConfig(
-        level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for name in ("tonewatch", "retrain", "inference", "storage", "streams"):
+        logging.getLogger(name).setLevel(loglevel.upper())
     settings = Settings()
     migrate(settings.database_url)
     asyncio.run(ensure_topics(settings))
