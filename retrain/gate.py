@@ -170,3 +170,16 @@ def _figures(champion: DatasetMetrics, challenger: DatasetMetrics) -> dict[str, 
 
 def _words(metric: str) -> str:
     return {"sentiment_macro_f1": "sentiment macro-F1", "risk_macro_f1": "risk macro-F1"}[metric]
+
+
+def untrusted_round(new_labels: int, trusted_new: int, excluded: Mapping[str, str]) -> list[str]:
+    """Reasons to stop a round before it trains: labels arrived since the last round, but
+    none of them from a labeller we trust (say, all from colluders the gold items caught).
+    Retraining on what is left would learn nothing new; the attempt is the signal."""
+    if not new_labels or trusted_new:
+        return []
+    who = "; ".join(f"{name} ({why})" for name, why in sorted(excluded.items()))
+    return [
+        f"none of the {new_labels} labels since the last round comes from a trusted "
+        f"labeller; excluded: {who}"
+    ]

@@ -130,9 +130,10 @@ async def _round(
     on_stage("labels")
     gold_sets = await asyncio.to_thread(gold.gold_sets, settings)
     reserved = {e.text for examples in gold_sets.values() for e in examples}
+    stored = await training_labels.load(engine)
     resolution = await asyncio.to_thread(
         labels.resolve,
-        await training_labels.load(engine),
+        stored,
         await training_labels.gold(engine),
         labels.LabelPolicy.from_settings(settings),
         reserved,
@@ -141,6 +142,17 @@ async def _round(
     champion = await model_registry.champion(engine, name)
     if champion is None:
         return RoundResult(run_id, "failed", ["no champion: serve a model first"], figures=summary)
+    since = await model_registry.last_run_started(engine)
+    new = [label for label in stored if since is None or label.received_at >= since]
+    excluded = resolution.excluded_labellers
+    trusted = [x for x in new if labels.labeller_id(x) not in excluded]
+    if stop := gate.untrusted_round(len(new), len(trusted), resolution.excluded_labellers):
+        summary["decision"] = {"promote": False, "reasons": stop, "figures": {}}
+        await announce(ModelEvent(
+            event="rejected", model_name=name, version=None, previous_version=champion.version,
+            trained_id=None, reason="; ".join(stop), at=datetime.now(UTC),
+        ))  # fmt: skip
+        return RoundResult(run_id, "rejected", stop, figures=summary)
     champion_dir = resolve(settings.trained_models, champion.trained_id)
 
     on_stage("train")

@@ -6,8 +6,8 @@ Triton's model control. Along the way (RELIABILITY F6, M1, M2):
 - the worker is killed -9 in the middle of its first export: the champion keeps serving,
   no half-written version is ever loaded, and the restarted worker completes the round;
 - the promotion swaps the served version with 0 failed inferences;
-- a second round, fed poisoned labels (two colluding labellers flip a class), is rejected
-  by the gate with its reasons;
+- a second round, fed poisoned labels (two colluding labellers answer the opposite of the
+  truth, and hidden gold items catch them), is rejected with its reasons;
 - `tonewatch model rollback` under traffic returns to the previous champion.
 
 It runs in a database of its own (the label store and the registry are global to a
@@ -287,17 +287,25 @@ def test_feedback_trains_gates_promotes_and_rolls_back_under_traffic(
             report = Path(promoted.report_dir or "") / "report.json"
             assert json.loads(report.read_text())["decision"] == "promoted"
 
-            # Round 2 (M1): two colluding labellers call every positive message negative.
+            # Round 2 (M1): two colluding labellers answer the opposite of the truth on 80
+            # new messages, half of which an admin has planted as hidden gold items.
             colluders = [make_key(settings, tenant, n, ("label",)) for n in ("carol", "dave")]
             poisoned = examples[80:160]
             ids = _store(settings, tenant, [e.text for e in poisoned], 1000)
-            flip = {"positive": "negative"}
+            admin = make_key(settings, tenant, "admin", ("admin",))
+            gold = [{"message_id": i, "source": "news", **_answer(e)}
+                    for i, e in zip(ids[::2], poisoned[::2], strict=True)]  # fmt: skip
+            with api.client(admin) as client:
+                assert client.post("/v1/labeling/gold", json=gold).status_code == 200
+            opposite = {"positive": "negative", "negative": "positive", "neutral": "negative"}
             for token in colluders:
-                _label(api, token, ids, [_answer(e, lambda s: flip.get(s, s)) for e in poisoned])
+                _label(api, token, ids, [_answer(e, opposite.__getitem__) for e in poisoned])
             rejected = _wait_for_run(settings, 2, worker, log)
             assert rejected.status == "rejected", (rejected, log.read_text()[-4000:])
-            reasons = json.loads((Path(rejected.report_dir or "") / "report.json").read_text())
-            assert reasons["reasons"], reasons
+            (reason,) = rejected.summary["decision"]["reasons"]
+            assert "trusted" in reason
+            assert f"{tenant}/carol" in reason
+            assert f"{tenant}/dave" in reason
             assert serving.served_version(settings.triton_grpc_url, name) == 2
 
             # Rollback under traffic, timed.
@@ -320,7 +328,6 @@ def test_feedback_trains_gates_promotes_and_rolls_back_under_traffic(
         statuses = {row["version"]: row["status"] for row in rows}
         assert statuses[1] == "champion"
         assert statuses[2] == "retired"
-        assert "rejected" in {row["status"] for row in rows}
     finally:
         api.stop()
         if worker is not None and worker.poll() is None:

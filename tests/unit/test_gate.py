@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from retrain import gate
 from retrain.evaluate import DatasetMetrics
 from retrain.gate import Decision, GatePolicy, decide
 from tonewatch.config import Settings
@@ -195,3 +196,12 @@ def test_policy_from_settings() -> None:
     assert (policy.gold_tolerance, policy.ece_tolerance) == (0.05, 0.01)
     assert policy.feedback_risk_tolerance == 0.05
     assert policy.min_feedback_examples == 20
+
+
+def test_a_round_of_only_untrusted_labels_stops_before_training() -> None:
+    excluded = {"t/carol": "gold accuracy 0.10 below 0.6", "t/dave": "gold accuracy 0.12"}
+    (reason,) = gate.untrusted_round(160, 0, excluded)
+    assert "none of the 160 labels" in reason
+    assert "t/carol (gold accuracy 0.10 below 0.6)" in reason
+    assert gate.untrusted_round(160, 1, excluded) == []
+    assert gate.untrusted_round(0, 0, excluded) == []
