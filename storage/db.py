@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -42,6 +42,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args=_connect_args(url),
     )
+
+
+@asynccontextmanager
+async def connected(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """An engine for one command's work, disposed of when it is done."""
+    engine = create_engine(settings)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 def psycopg_url(database_url: str) -> sa.URL:

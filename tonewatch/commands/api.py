@@ -113,12 +113,9 @@ def revoke_key(key_id: Annotated[str, typer.Argument(help="The key to revoke.")]
 
 async def _with_engine(use: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run `use` with a migrated database's engine, disposed of afterwards."""
-    from storage.db import create_engine, migrate
+    from storage.db import connected, migrate
 
     settings = Settings()
     migrate(settings.database_url)
-    engine = create_engine(settings)
-    try:
+    async with connected(settings) as engine:
         return await use(engine)
-    finally:
-        await engine.dispose()

@@ -128,17 +128,14 @@ async def _replay_and_watch(
 
 def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
     from storage import alerts as alert_store
-    from storage.db import create_engine
+    from storage.db import connected
     from tonewatch.bench.ledger import reconcile
 
     tenant = workload.messages[0].tenant
 
     async def recorded() -> list[Alert]:
-        engine = create_engine(settings)
-        try:
+        async with connected(settings) as engine:
             return await alert_store.recent(engine, tenant, limit=None)
-        finally:
-            await engine.dispose()
 
     alerts = asyncio.run(recorded())
     ledger = reconcile(workload.expected, alerts)
@@ -182,14 +179,11 @@ def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
 def _demo_key(settings: Settings, tenant: str) -> str:
     """An API key for the demo tenant, so that its alerts can be browsed and labelled."""
     from storage import api_keys
-    from storage.db import create_engine
+    from storage.db import connected
 
     async def make() -> str:
-        engine = create_engine(settings)
-        try:
+        async with connected(settings) as engine:
             scopes = ("read", "subscribe", "label")
             return (await api_keys.create(engine, tenant, "demo", scopes))[1]
-        finally:
-            await engine.dispose()
 
     return asyncio.run(make())

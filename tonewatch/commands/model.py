@@ -171,7 +171,7 @@ def export_command(
     from inference.model import load_model
     from inference.repository import ServingConfig, export
     from retrain import versions
-    from storage.db import create_engine, migrate
+    from storage.db import connected, migrate
     from storage.exceptions import DatabaseUnavailable
 
     settings = Settings()
@@ -181,8 +181,7 @@ def export_command(
     async def export_and_record() -> None:
         from storage import model_registry
 
-        engine = create_engine(settings)
-        try:
+        async with connected(settings) as engine:
             # Adopt what served before, first: the new version must not pass for it.
             previous = await _champion(settings, engine)
             with console.status(f"exporting {folder.name} to ONNX…"):
@@ -202,8 +201,6 @@ def export_command(
             await _announce(
                 settings, "promoted", version, previous, folder.name, "tonewatch model export"
             )
-        finally:
-            await engine.dispose()
 
     try:
         migrate(settings.database_url)
@@ -221,19 +218,16 @@ def list_command(
     metrics; the version Triton serves is marked."""
     from inference.serving import ServingError, served_version
     from storage import model_registry
-    from storage.db import create_engine, migrate
+    from storage.db import connected, migrate
     from storage.exceptions import DatabaseUnavailable
 
     settings = Settings()
     name = settings.triton_model_name
 
     async def history() -> list[model_registry.ModelVersion]:
-        engine = create_engine(settings)
-        try:
+        async with connected(settings) as engine:
             await _champion(settings, engine)
             return await model_registry.history(engine, name, limit)
-        finally:
-            await engine.dispose()
 
     try:
         migrate(settings.database_url)
@@ -266,18 +260,15 @@ def rollback_command(
 ) -> None:
     """Serve the previous champion again (or version N), without downtime. The version
     rolled back from is retired ("rolled back"); a `model-events` record announces it."""
-    from storage.db import create_engine, migrate
+    from storage.db import connected, migrate
     from storage.exceptions import DatabaseUnavailable
 
     settings = Settings()
     started = time.monotonic()
 
     async def rollback() -> dict[str, Any]:
-        engine = create_engine(settings)
-        try:
+        async with connected(settings) as engine:
             return await _rollback(settings, engine, to)
-        finally:
-            await engine.dispose()
 
     try:
         migrate(settings.database_url)

@@ -57,21 +57,18 @@ def run_command(
 ) -> None:
     """Run one round now on the labels in the store (trigger "manual")."""
     from retrain.rounds import run_round
-    from storage.db import create_engine, migrate
+    from storage.db import connected, migrate
     from tonewatch.retrain_worker import announce
 
     settings = Settings()
     migrate(settings.database_url)
 
     async def once() -> object:
-        engine = create_engine(settings)
-        try:
+        async with connected(settings) as engine:
             return await run_round(
                 settings, engine, "manual", lambda event: announce(settings, event),
                 lambda stage: console.print(f"[bold]{stage}[/]"),
             )  # fmt: skip
-        finally:
-            await engine.dispose()
 
     outcome = asyncio.run(once())
     payload = asdict(outcome)  # type: ignore[call-overload]
