@@ -172,7 +172,9 @@ async def _round(
     champion_model = await asyncio.to_thread(load_model, champion_dir)
     challenger_model = await asyncio.to_thread(load_model, champion_dir)
     started = time.monotonic()
-    trained = await asyncio.to_thread(train, config, [*datasets, feedback], None, challenger_model)
+    trained = await asyncio.to_thread(
+        train, config, [*datasets, feedback], log_progress, challenger_model
+    )
     summary["train_seconds"] = round(time.monotonic() - started, 1)
     summary["stop_reason"] = trained.stop_reason
 
@@ -230,6 +232,12 @@ async def _round(
     ))  # fmt: skip
     result.status, result.version = "promoted", version
     return result
+
+
+def log_progress(phase: str, done: int, total: int) -> None:
+    """Training progress in the worker's log: each quarter of an epoch, and its end."""
+    if done == total or done % max(1, total // 4) == 0:
+        log.info("training %s: %d/%d batches", phase, done, total)
 
 
 def _export_and_serve(settings: Settings, model: Any, trained_id: str) -> int:
