@@ -27,6 +27,11 @@ from tonewatch.config import Settings
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
 MAX_VALIDATION_ERRORS: Final = 10
+# A dependency that is down is a 503 with Retry-After, named in the answer.
+UNAVAILABLE: Final[dict[type[Exception], str]] = {
+    DatabaseUnavailable: "database",
+    CacheUnavailable: "live cache",
+}
 
 log = logging.getLogger(__name__)
 
@@ -80,23 +85,16 @@ async def _count_requests(
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DatabaseUnavailable)
-    async def database_down(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("503 on %s: %s", request.url.path, exc)
         return JSONResponse(
-            {"detail": "the database is unavailable; retry shortly"},
+            {"detail": f"the {UNAVAILABLE[type(exc)]} is unavailable; retry shortly"},
             status_code=503,
             headers={"Retry-After": "5"},
         )
 
-    @app.exception_handler(CacheUnavailable)
-    async def cache_down(request: Request, exc: CacheUnavailable) -> JSONResponse:
-        log.warning("503 on %s: %s", request.url.path, exc)
-        return JSONResponse(
-            {"detail": "the live cache is unavailable; retry shortly"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+    for error in UNAVAILABLE:
+        app.add_exception_handler(error, unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
