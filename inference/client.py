@@ -135,6 +135,11 @@ class TritonClassifier:
         self.rng = rng if rng is not None else random.Random()
         self.retried = 0
         """Retries made so far, over all calls (for metrics)."""
+        self.in_flight = 0
+        """Calls in flight now; never above max_concurrency."""
+        self.peak_in_flight = 0
+        self.last_version: str | None = None
+        """The model version of the latest answer."""
         self._target = f"Triton at {url}, model {model_name!r}"
         self._slots = asyncio.Semaphore(max_concurrency)
         self._client = grpcclient.InferenceServerClient(url, channel_args=_CHANNEL_ARGS)
@@ -254,6 +259,8 @@ class TritonClassifier:
         async with self._slots:
             if not self.breaker.allow():
                 raise CircuitOpenError(self.breaker.retry_in_s, self._target)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 result = await self._infer(batch)
             except InferenceServerException as exc:
@@ -271,6 +278,8 @@ class TritonClassifier:
             except BaseException:
                 self.breaker.release()
                 raise
+            finally:
+                self.in_flight -= 1
         try:
             predictions = self._predictions(result, len(batch))
         except InvalidInferenceResponse:
@@ -304,6 +313,7 @@ class TritonClassifier:
         version = str(result.get_response().model_version)
         if not version:
             raise InvalidInferenceResponse(f"{self._target} returned no model version")
+        self.last_version = version
         return [Prediction.from_rows(s, r, version) for s, r in zip(sentiment, risk, strict=True)]
 
     def _backoff_s(self, attempt: int) -> float:

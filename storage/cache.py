@@ -122,6 +122,14 @@ class AlertCache:
         except (redis_errors.RedisError, OSError):
             return False
 
+    async def run_id(self) -> str | None:
+        """The Redis server's run id, which changes when it restarts (None when it is down)."""
+        try:
+            info = await self.client.info("server")
+        except (redis_errors.RedisError, OSError):
+            return None
+        return str(info.get("run_id")) or None
+
     async def push(self, alerts: Sequence[Alert]) -> int:
         """Add new alerts to the lists, publish them and start their cooldowns, atomically
         per batch; a copy of an alert already pushed is ignored. Returns how many were new."""

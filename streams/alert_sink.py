@@ -14,7 +14,6 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,17 +22,19 @@ from storage.cache import AlertCache
 from storage.exceptions import CacheUnavailable, DatabaseUnavailable
 from streams import metrics
 from streams.retry import until_done
-from streams.topics import publish
+from streams.topics import Producer, publish
 from tonewatch.contracts import Alert
 
 log = logging.getLogger(__name__)
+
+REBUILD_DAYS = 30
 
 
 class AlertSink:
     def __init__(
         self,
         topic: str,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         engine: AsyncEngine,
         cache: AlertCache,
         recent_cap: int,
@@ -44,6 +45,7 @@ class AlertSink:
         self.cache = cache
         self.recent_cap = recent_cap
         self.stale_since: datetime | None = None
+        self.redis_run_id: str | None = None
         # Refill reads Postgres then rewrites the lists; pushes wait, so none is overwritten.
         self._cache_lock = asyncio.Lock()
 
@@ -76,6 +78,7 @@ class AlertSink:
 
         Returns True when the cache is (again) in step with Postgres.
         """
+        await self._notice_restart()
         if self.stale_since is None:
             return True
         if not await self.cache.ping():
@@ -96,6 +99,19 @@ class AlertSink:
             self.stale_since = None
             metrics.CACHE_STALE.set(0)
             return True
+
+    async def _notice_restart(self) -> None:
+        """A Redis that restarted empty between two writes missed no write of ours, yet lost
+        every list: rebuild the lists of every tenant with alerts in the last REBUILD_DAYS."""
+        run_id = await self.cache.run_id()
+        if run_id is None:
+            return
+        if self.redis_run_id is not None and run_id != self.redis_run_id:
+            log.warning("Redis restarted (run id %s -> %s); rebuilding its lists",
+                        self.redis_run_id, run_id)  # fmt: skip
+            self.stale_since = datetime.now(UTC) - timedelta(days=REBUILD_DAYS)
+            metrics.CACHE_STALE.set(1)
+        self.redis_run_id = run_id
 
     async def _cache(self, alerts: Sequence[Alert]) -> None:
         async with self._cache_lock:

@@ -17,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import time
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -27,12 +30,22 @@ from faust.events import Event
 from inference.client import TritonClassifier
 from storage.cache import AlertCache
 from storage.db import create_engine
+from streams import metrics
 from streams.alert_sink import AlertSink
 from streams.deadletter import DeadLetters
+from streams.exceptions import StalledPartition
 from streams.pipeline import BatchResult, Pipeline, Record
 from streams.retry import until_done
 from streams.rules import RuleConfig
 from streams.topics import new_producer, topic_name
+from streams.watchdog import (
+    MAX_RECOVERIES,
+    StallDetector,
+    WorkerHealth,
+    forget_partitions,
+    lag_of,
+    publish_lag,
+)
 from tonewatch.config import Settings
 from tonewatch.contracts import SOURCES, Origin, Source
 
@@ -76,6 +89,9 @@ class Runtime:
         self.settings = settings
         self.pipelines: dict[Source, Pipeline] = {}
         self.alert_sink: AlertSink | None = None
+        self.classifier: TritonClassifier | None = None
+        self.busy = 0
+        """Batches in hand now (waiting for a dependency counts: that is not a stall)."""
         self._lock = asyncio.Lock()
         self._closers: list[Any] = []
 
@@ -97,6 +113,7 @@ class Runtime:
             max_concurrency=settings.triton_max_concurrency,
             retries=settings.triton_retries,
         )
+        self.classifier = classifier
         cache = AlertCache.from_settings(settings)
         self._closers = [classifier.close, producer.stop, engine.dispose, cache.close]
         self.alert_sink = AlertSink(
@@ -125,7 +142,7 @@ class Runtime:
         self._closers = []
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, health_file: Path | None = None) -> faust.App:
     datadir = settings.var_dir / "faust" / settings.worker_app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -165,6 +182,7 @@ def create_app(settings: Settings) -> faust.App:
         await runtime.close()
 
     app.timer(CACHE_REFILL_EVERY_S)(refill_cache)
+    _add_watchdog(app, settings, runtime, health_file)
     app.on_before_shutdown.connect(close_clients)
 
     return app
@@ -192,12 +210,89 @@ def _add_agent(app: faust.App, settings: Settings, runtime: Runtime, source: Sou
         ):
             events = [event for event, _ in batch]
             pipeline = await runtime.pipeline(source)
-            await _process(pipeline, [_record(event) for event in events])
+            runtime.busy += 1
+            try:
+                await _process(pipeline, [_record(event) for event in events])
+            finally:
+                runtime.busy -= 1
             _processed.update(events)
             for event in events:
                 await stream.ack(event)
 
     app.agent(topic, name=f"score-{source}")(score)
+
+
+def _add_watchdog(
+    app: faust.App, settings: Settings, runtime: Runtime, health_file: Path | None
+) -> None:
+    """Every `worker_watch_every_s`: lag, stalls and their recovery, metrics, health file."""
+    sources = {topic_name(settings, source) for source in SOURCES}
+    detector = StallDetector(settings.worker_stall_after_s)
+    owned: set[Any] = set()
+    stalls = 0
+    triton_retries = 0
+
+    async def watch() -> None:
+        nonlocal owned, stalls, triton_retries
+        consumer = app.consumer
+        tps = {tp for tp in consumer.assignment() if tp.topic in sources}
+        forget_partitions(owned - tps)
+        owned = tps
+        try:
+            async with asyncio.timeout(settings.worker_watch_every_s / 2):
+                ends = await consumer.highwaters(*tps) if tps else {}
+        except Exception as exc:  # the broker is away: lag unknown, nothing to judge
+            log.warning("watchdog: cannot read end offsets (%s)", exc)
+            ends = {}
+        committed = consumer._committed_offset  # type: ignore[attr-defined]  # no public accessor
+        positions = {tp: (committed.get(tp), ends.get(tp)) for tp in tps}
+        publish_lag(positions)
+        for tp in detector.check(positions, busy=runtime.busy > 0):
+            stalls += 1
+            metrics.STALLS.labels(tp.topic).inc()
+            if detector.recoveries(tp) > MAX_RECOVERIES:
+                log.error("watchdog: %s still stalled after %d recoveries; exiting so that "
+                          "the supervisor starts a fresh worker", tp, MAX_RECOVERIES)  # fmt: skip
+                await app.crash(StalledPartition(f"{tp} stalled"))
+                return
+            offset = positions[tp][0] or 0
+            log.warning("watchdog: %s has lag %s but no progress for %.0fs; refetching from "
+                        "offset %d", tp, (positions[tp][1] or 0) - offset,
+                        settings.worker_stall_after_s, offset)  # fmt: skip
+            consumer.resume_partitions([tp])
+            await consumer.seek(tp, offset)
+        classifier = runtime.classifier
+        if classifier is not None:
+            metrics.BREAKER.labels("triton").state(classifier.breaker.state.value)
+            metrics.IN_FLIGHT.set(classifier.in_flight)
+            metrics.IN_FLIGHT_PEAK.set(classifier.peak_in_flight)
+            metrics.TRITON_RETRIES.inc(classifier.retried - triton_retries)
+            triton_retries = classifier.retried
+            if classifier.last_version and classifier.last_version.isdigit():
+                metrics.MODEL_VERSION.labels(classifier.model_name).set(
+                    int(classifier.last_version)
+                )
+        if health_file is not None:
+            WorkerHealth(
+                pid=os.getpid(),
+                checked_at=time.time(),
+                lag=lag_of(positions),
+                partitions=len(tps),
+                stalls=stalls,
+                breaker=classifier.breaker.state.value if classifier else "closed",
+                model_version=classifier.last_version if classifier else None,
+                busy=runtime.busy > 0,
+                assignment=sorted(f"{tp.topic}/{tp.partition}" for tp in tps),
+            ).write(health_file)
+
+    async def guarded() -> None:
+        try:
+            await watch()
+        except Exception:  # a timer that raises would take the worker down with it
+            log.exception("watchdog check failed")
+
+    app.task(guarded)  # a first report at start-up, before the first period is over
+    app.timer(settings.worker_watch_every_s)(guarded)
 
 
 async def _process(pipeline: Pipeline, records: Sequence[Record]) -> BatchResult:

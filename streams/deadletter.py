@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,14 +15,14 @@ from storage import deadletters
 from storage.exceptions import DatabaseUnavailable
 from streams import metrics
 from streams.retry import until_done
-from streams.topics import publish
+from streams.topics import Producer, publish
 from tonewatch.contracts import DeadLetter
 
 log = logging.getLogger(__name__)
 
 
 class DeadLetters:
-    def __init__(self, topic: str, producer: AIOKafkaProducer, engine: AsyncEngine) -> None:
+    def __init__(self, topic: str, producer: Producer, engine: AsyncEngine) -> None:
         self.topic = topic
         self.producer = producer
         self.engine = engine

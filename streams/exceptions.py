@@ -18,3 +18,7 @@ class InvalidMessage(StreamError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class StalledPartition(StreamError):
+    """A partition kept its lag without progress through every in-process recovery."""

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,7 +41,7 @@ from streams.deadletter import DeadLetters
 from streams.exceptions import InvalidMessage
 from streams.retry import until_done
 from streams.rules import EntityState, RuleConfig, already_applied, message_risk, observe, state_key
-from streams.topics import message_key, publish
+from streams.topics import Producer, message_key, publish
 from streams.validation import parse
 from tonewatch.contracts import DeadLetter, InputMessage, Origin, ScoredMessage, Source
 
@@ -77,7 +76,7 @@ class Pipeline:
         *,
         classifier: TritonClassifier,
         engine: AsyncEngine,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         scored_topic: str,
         alert_sink: AlertSink,
         dead_letters: DeadLetters,

@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from streams import metrics
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ async def until_done(
             result = await call()
         except retry_on as exc:
             attempt += 1
+            metrics.RETRIES.labels(what).inc()
             delay = random.uniform(0.5, 1.0) * min(cap_s, base_s * 2 ** min(attempt - 1, 16))
             # The first failure and then one line in ten: an outage is loud, not a flood.
             if attempt == 1 or attempt % 10 == 0:

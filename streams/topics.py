@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Final, Literal, get_args
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, TopicAlreadyExistsError
+from aiokafka.structs import RecordMetadata
 
 from tonewatch.config import Settings
 from tonewatch.contracts import SOURCES, Source
 
 Output = Literal["scored", "alerts", "deadletter", "feedback", "model-events"]
 OUTPUTS: Final[tuple[Output, ...]] = get_args(Output)
+
+log = logging.getLogger(__name__)
 
 # Kafka's own default cap (message.max.bytes) rounded: a bigger record is refused at produce,
 # anything up to it reaches the worker, which dead-letters texts over MAX_TEXT_CHARS.
@@ -59,26 +64,79 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-def new_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
-    """A producer with the settings every tonewatch producer uses: acks from all in-sync
-    replicas and idempotence, so that retries never write a record twice."""
-    options: dict[str, object] = {
-        "bootstrap_servers": settings.kafka_bootstrap,
-        "acks": "all",
-        "enable_idempotence": True,
-        "max_request_size": MAX_MESSAGE_BYTES + 1024,
-        "linger_ms": 5,
-    }
-    return AIOKafkaProducer(**(options | overrides))
+class Producer:
+    """A Kafka producer with the settings every tonewatch producer uses (acks from all in-sync
+    replicas, idempotence, so that retries never write a record twice) that renews itself
+    after a fatal sequence error.
+
+    aiokafka's idempotent producer does not recover from OutOfOrderSequenceNumber: after a
+    broker restart every send to the partition fails until the process restarts
+    (aio-libs/aiokafka#1017, open; seen here in the F3 fault test). `publish` replaces the
+    underlying producer when that error comes back, and the caller's retry resends with a new
+    producer id. That resend may repeat records on the topic: at-least-once, and every
+    consumer of our topics is idempotent.
+    """
+
+    def __init__(self, settings: Settings, **overrides: object) -> None:
+        self._options: dict[str, object] = {
+            "bootstrap_servers": settings.kafka_bootstrap,
+            "acks": "all",
+            "enable_idempotence": True,
+            "max_request_size": MAX_MESSAGE_BYTES + 1024,
+            "linger_ms": 5,
+        } | overrides
+        self._producer = AIOKafkaProducer(**self._options)
+        self.renewals = 0
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send(
+        self, topic: str, value: bytes, key: bytes | None = None
+    ) -> asyncio.Future[RecordMetadata]:
+        """Queue one record; the future resolves once the broker has acknowledged it."""
+        future: asyncio.Future[RecordMetadata] = await self._producer.send(topic, value, key=key)
+        return future
+
+    async def flush(self) -> None:
+        await self._producer.flush()
+
+    async def renew(self, seen: int | None = None) -> None:
+        """Replace the producer (and so its producer id and sequence numbers). With `seen`,
+        only if no renewal happened since `renewals` was `seen`: concurrent sends that failed
+        together renew once."""
+        if seen is not None and seen != self.renewals:
+            return
+        old, self._producer = self._producer, AIOKafkaProducer(**self._options)
+        self.renewals += 1
+        try:
+            await old.stop()
+        except KafkaError as exc:  # it is broken already; only its connections matter
+            log.info("closing the replaced producer failed: %s", exc)
+        await self._producer.start()
+
+
+def new_producer(settings: Settings, **overrides: object) -> Producer:
+    return Producer(settings, **overrides)
 
 
 async def publish(
-    producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes | None, bytes]]
+    producer: Producer, topic: str, records: Sequence[tuple[bytes | None, bytes]]
 ) -> None:
     """Send (key, value) records and wait until the broker has acknowledged all of them."""
-    pending = [await producer.send(topic, value, key=key) for key, value in records]
-    for future in pending:
-        await future
+    seen = producer.renewals
+    try:
+        pending = [await producer.send(topic, value, key=key) for key, value in records]
+        for future in pending:
+            await future
+    except OutOfOrderSequenceNumber:
+        if seen == producer.renewals:
+            log.warning("the producer lost its sequence (aiokafka#1017); renewing it")
+        await producer.renew(seen)
+        raise
 
 
 async def delete_topics(settings: Settings) -> list[str]:

@@ -25,6 +25,7 @@ from tonewatch.commands import webhooks as webhooks_commands
 from tonewatch.commands import worker as worker_commands
 from tonewatch.config import Settings, settings_reference
 from tonewatch.services.exceptions import ServiceError
+from tonewatch.workers import WorkerStatus, worker_statuses
 
 app = typer.Typer(help="Real-time opinion and risk monitoring.", no_args_is_help=True)
 services_app = typer.Typer(help="Run the local Kafka, Redis, Postgres and Triton.")
@@ -65,8 +66,26 @@ def _status_table(statuses: list[services.ServiceStatus]) -> Table:
     return table
 
 
-def _status_json(statuses: list[services.ServiceStatus]) -> str:
-    return json.dumps({s.name: s.as_dict() for s in statuses}, indent=2)
+def _workers_table(statuses: list[WorkerStatus]) -> Table:
+    table = Table(title="tonewatch workers")
+    for column in ("worker", "state", "pid", "lag", "breaker", "model", "stalls recovered"):
+        table.add_column(column, no_wrap=True)
+    for w in statuses:
+        color = "green" if w.up else "red"
+        h = w.health
+        cells = (
+            [str(h.lag if h.lag is not None else "unknown"), h.breaker, h.model_version or "-",
+             str(h.stalls)] if h else ["-"] * 4
+        )  # fmt: skip
+        table.add_row(w.name, f"[{color}]{w.state}[/]", str(w.pid or "-"), *cells)
+    return table
+
+
+def _status_json(
+    statuses: list[services.ServiceStatus], workers: list[WorkerStatus] | None = None
+) -> str:
+    report = {s.name: s.as_dict() for s in statuses} | {w.name: w.as_dict() for w in workers or []}
+    return json.dumps(report, indent=2)
 
 
 @services_app.command("up")
@@ -104,13 +123,18 @@ def services_down(only: Only = None) -> None:
 
 @services_app.command("status")
 def services_status(only: Only = None, as_json: AsJson = False) -> None:
-    """Ask each service for its version over its own protocol. Exits 1 if any is down."""
-    statuses = services.status(Settings(), only)
+    """Ask each service for its version over its own protocol, and read each local worker's
+    health report (lag, breaker, model). Exits 1 if any of them is down."""
+    settings = Settings()
+    statuses = services.status(settings, only)
+    workers = [] if only else worker_statuses(settings)
     if as_json:
-        typer.echo(_status_json(statuses))
+        typer.echo(_status_json(statuses, workers))
     else:
         console.print(_status_table(statuses))
-    if not all(s.up for s in statuses):
+        if workers:
+            console.print(_workers_table(workers))
+    if not all(s.up for s in statuses) or not all(w.up for w in workers):
         raise typer.Exit(1)
 
 

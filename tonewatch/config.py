@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         9108, ge=0, le=65535, description="Prometheus /metrics port of a worker (0: off)."
     )
     worker_batch_size: int = Field(64, ge=1, description="Most messages per model call.")
+    worker_watch_every_s: float = Field(
+        5.0, gt=0, description="How often a worker checks its partitions' lag and progress."
+    )
+    worker_stall_after_s: float = Field(
+        60.0, gt=0, description="Lag with no commit and no batch in hand this long is a stall."
+    )
     worker_batch_within_s: float = Field(
         0.05, gt=0, description="Longest wait to fill a micro-batch."
     )

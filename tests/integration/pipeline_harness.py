@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -163,19 +162,6 @@ async def consume(settings: Settings, topic: str, until: Callable[[list[Any]], b
     finally:
         await consumer.stop()
     return records
-
-
-def assigned_partitions(log: str, topic: str) -> set[int]:
-    """The partitions of `topic` in the latest assignment a faust worker logged."""
-    latest = log.rsplit("Setting newly assigned partitions", 1)[-1]
-    found = re.search(rf"\| {re.escape(topic)}\s+\| \{{([^}}]*)\}}", latest)
-    if found is None:
-        return set()
-    partitions: set[int] = set()
-    for part in found.group(1).split(","):
-        low, _, high = part.strip().partition("-")
-        partitions |= set(range(int(low), int(high or low) + 1))
-    return partitions
 
 
 async def settled_ledger(engine: AsyncEngine, workload: Workload) -> LedgerReport:

@@ -60,6 +60,7 @@ def admin_token(settings: Settings) -> str:
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
+@pytest.mark.reliability("S4")
 def test_hostile_json_gets_a_4xx(api: ApiServer, admin_token: str, case: str) -> None:
     body, content_type, expected = HOSTILE[case]
     with api.client(admin_token) as client:
@@ -94,6 +95,7 @@ def _chunked_post(api: ApiServer, token: str, chunks: Iterator[bytes]) -> tuple[
     return status, reply
 
 
+@pytest.mark.reliability("B2", "S4")
 def test_oversized_bodies_get_413_chunked_or_not(api: ApiServer, admin_token: str) -> None:
     before = peak_rss_mb(api.process.pid)
     with api.client(admin_token) as client:

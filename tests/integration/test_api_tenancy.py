@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 EVERY_SCOPE = ("read", "subscribe", "label", "admin")
 
 
+@pytest.mark.reliability("S3")
 async def test_a_tenant_sees_and_touches_nothing_of_another(
     api: ApiServer, settings: Settings, engine: AsyncEngine
 ) -> None:
@@ -77,6 +78,7 @@ async def test_a_tenant_sees_and_touches_nothing_of_another(
         assert (await owner.get("/v1/me")).json()["tenant"] == a.name
 
 
+@pytest.mark.reliability("S3")
 async def test_secrets_are_shown_once_and_revoked_keys_fail_everywhere(
     api: ApiServer, settings: Settings
 ) -> None:

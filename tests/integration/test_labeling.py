@@ -410,6 +410,7 @@ async def test_kafka_down_answers_503_keeps_the_verdict_and_a_retry_publishes_it
 
 
 @pytest.mark.slow  # starts its own API server
+@pytest.mark.reliability("S5")
 async def test_a_flooding_key_gets_429_while_other_keys_are_served(
     short_api: ApiServer, settings: Settings, engine: AsyncEngine
 ) -> None:

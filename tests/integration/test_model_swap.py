@@ -138,6 +138,7 @@ async def traffic(settings: Settings, name: str, tasks: int = 8) -> AsyncIterato
         await classifier.close()
 
 
+@pytest.mark.reliability("F6")
 async def test_a_new_version_is_served_under_traffic_without_a_failed_request(
     settings: Settings, swap_model: SwapModel
 ) -> None:
@@ -154,6 +155,7 @@ async def test_a_new_version_is_served_under_traffic_without_a_failed_request(
     assert served_version(settings.triton_grpc_url, name) == 2
 
 
+@pytest.mark.reliability("F6")
 async def test_a_broken_version_fails_to_load_and_the_champion_keeps_serving(
     settings: Settings, swap_model: SwapModel
 ) -> None:
@@ -178,6 +180,7 @@ async def test_a_broken_version_fails_to_load_and_the_champion_keeps_serving(
         shutil.rmtree(folder / str(broken))
 
 
+@pytest.mark.reliability("M2")
 def test_a_half_written_or_killed_export_is_never_served(
     settings: Settings, swap_model: SwapModel, seed_model_dir: Path
 ) -> None:
@@ -291,6 +294,7 @@ async def registry(engine: AsyncEngine, swap_model: SwapModel) -> AsyncIterator[
         await conn.execute(rows)
 
 
+@pytest.mark.reliability("M2")
 async def test_rollback_under_traffic_through_the_cli(
     settings: Settings, swap_model: SwapModel, models_dir: Path, registry: AsyncEngine
 ) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import alerts as alert_store
@@ -159,6 +159,7 @@ def poison_for(tenant: str, source: str) -> list[tuple[bytes, str]]:
     ]
 
 
+@pytest.mark.reliability("B1", "B2", "B3")
 async def test_bad_input_is_dead_lettered_and_good_input_still_flows(
     pipeline: PipelineUnderTest, engine: AsyncEngine, tenant: str
 ) -> None:
@@ -210,6 +211,7 @@ async def test_bad_input_is_dead_lettered_and_good_input_still_flows(
     assert all(w.pid() is not None for w in pipeline.workers)
 
 
+@pytest.mark.reliability("B4")
 async def test_a_re_sent_message_is_scored_once_and_alerts_once(
     pipeline: PipelineUnderTest, engine: AsyncEngine, tenant: str
 ) -> None:
@@ -229,6 +231,7 @@ async def test_a_re_sent_message_is_scored_once_and_alerts_once(
     assert [a.kind for a in alerts] == ["volume_spike"]
 
 
+@pytest.mark.reliability("B3")
 async def test_nfc_and_nfd_copies_are_one_message(
     pipeline: PipelineUnderTest, engine: AsyncEngine, tenant: str
 ) -> None:
@@ -242,6 +245,43 @@ async def test_nfc_and_nfd_copies_are_one_message(
             await conn.execute(select(tables.Message.text).where(tables.Message.tenant == tenant))
         ).scalar_one()
     assert stored == unicodedata.normalize("NFC", text)
+
+
+@pytest.mark.reliability("B3")
+async def test_unusual_but_valid_text_is_stored_exactly(
+    pipeline: PipelineUnderTest, engine: AsyncEngine, tenant: str
+) -> None:
+    """RTL overrides, emoji ZWJ sequences and flags, combining marks, non-BMP letters: valid
+    text, stored as sent (in NFC), with no database error and no dead letter."""
+    texts = [
+        "ACME \u202egnitekram\u202c results \u2067\u05e9\u05dc\u05d5\u05dd\u2069",
+        "Family 👨\u200d👩\u200d👧\u200d👦 trip ruined, 🇺🇸 flag on the box, 👍🏽",
+        "Cafe\u0301 co\u0308perative \uff21\U0001d401\U0001d49e 𠜎 zero\u200bwidth",
+    ]
+    bodies = [message(tenant, n, text=text, entity=f"$UNI{n}") for n, text in enumerate(texts)]
+    await produce(pipeline.settings, "news", bodies)
+    await eventually(lambda: count_messages(engine, tenant), lambda n: n == len(texts))
+    async with engine.connect() as conn:
+        stored = (
+            (
+                await conn.execute(
+                    select(tables.Message.text)
+                    .where(tables.Message.tenant == tenant)
+                    .order_by(tables.Message.entity)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        letters = (
+            await conn.execute(
+                select(func.count())
+                .select_from(tables.DeadLetterRow)
+                .where(tables.DeadLetterRow.topic == f"{pipeline.settings.kafka_topic_prefix}news")
+            )
+        ).scalar_one()
+    assert list(stored) == [unicodedata.normalize("NFC", t) for t in texts]
+    assert letters == 0
 
 
 async def test_records_arriving_between_micro_batches_are_all_processed(

@@ -242,6 +242,7 @@ def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 # Two trained rounds: ~2 min without ../shared/data, ~6 min with it (12 base sets).
 @pytest.mark.timeout(900)
+@pytest.mark.reliability("M1", "M2", "F6")
 def test_feedback_trains_gates_promotes_and_rolls_back_under_traffic(
     loop_settings: Settings, api_env: dict[str, str], tmp_path: Path
 ) -> None:

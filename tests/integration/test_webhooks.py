@@ -24,31 +24,25 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from starlette.applications import Starlette
-from starlette.routing import Mount
 
 from storage import subscriptions
 from storage.db import create_engine
 from streams.topics import delete_topics, ensure_topics, new_producer, publish, topic_name
 from streams.webhooks import ResolvedTarget, event_id, headers, post
 from tests.integration.api_harness import ApiServer, Tenant, free_port, new_tenant
+from tests.integration.webhook_harness import ReceiverHub
 from tonewatch.config import Settings
 from tonewatch.contracts import Alert
 from tonewatch.webhook_receiver import (
-    InMemoryEventStore,
-    ReceivedEvent,
-    TestResponse,
-    create_receiver,
     verify,
 )
 
@@ -72,56 +66,6 @@ def eventually(probe: Callable[[], T], ok: Callable[[T], bool], timeout_s: float
 
 
 # ---- the receivers, the canary and the worker ---------------------------------------------
-
-
-@dataclass
-class Receiver:
-    url: str
-    secrets: list[str]
-    store: InMemoryEventStore
-    answers: list[TestResponse] = field(default_factory=list)  # next answers, then 200
-    calls: int = 0
-
-    def respond(self) -> TestResponse:
-        self.calls += 1
-        return self.answers.pop(0) if self.answers else 200
-
-    def ids(self) -> list[str]:
-        return self.store.ids()
-
-    def event(self, dedup_key: str) -> ReceivedEvent:
-        (found,) = [e for e in self.store.events if e.id == event_id(dedup_key)]
-        return found
-
-
-class ReceiverHub:
-    """Reference receivers mounted under /<name> of one uvicorn server (in a thread)."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.app = Starlette()
-        self.server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning",
-                           lifespan="off")
-        )  # fmt: skip
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        eventually(lambda: self.server.started, bool, timeout_s=10)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    def add(self, secrets: list[str] | None = None) -> Receiver:
-        name = f"r{uuid.uuid4().hex[:8]}"
-        receiver = Receiver(f"http://127.0.0.1:{self.port}/{name}/webhook", secrets or [],
-                            InMemoryEventStore())  # fmt: skip
-        app = create_receiver(receiver.secrets, store=receiver.store,
-                              respond_with=receiver.respond)  # fmt: skip
-        self.app.router.routes.append(Mount(f"/{name}", app=app))
-        return receiver
 
 
 class Canary:
@@ -395,6 +339,7 @@ def test_subscriptions_api_crud_validation_and_tenancy(
         assert mine.delete(sub).status_code == 404
 
 
+@pytest.mark.reliability("B4")
 def test_matching_alerts_arrive_signed_once_each(
     api: ApiServer,
     settings: Settings,
@@ -464,6 +409,7 @@ def reference_sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str
     return "v1," + base64.b64encode(mac).decode()
 
 
+@pytest.mark.reliability("S1")
 def test_replays_tampering_skew_and_secret_rotation(
     api: ApiServer, tenant: Tenant, receivers: ReceiverHub, worker: WebhookWorker
 ) -> None:
@@ -584,6 +530,7 @@ def test_retries_dead_letters_redelivery_and_gone(
     assert worker.metric("tonewatch_webhook_deliveries_total", outcome="gone") >= 1
 
 
+@pytest.mark.reliability("S2")
 def test_internal_targets_never_get_a_connection(
     api: ApiServer,
     tenant: Tenant,
@@ -650,6 +597,7 @@ async def _point(settings: Settings, tenant: str, subscription_id: str, url: str
         await engine.dispose()
 
 
+@pytest.mark.reliability("S2")
 async def test_post_connects_to_the_checked_address_with_the_original_host(
     receivers: ReceiverHub, receiver_port: int
 ) -> None:

@@ -202,6 +202,7 @@ def test_held_out_and_reserved_texts_are_never_trained_on() -> None:
     assert resolution.withheld == 2
 
 
+@pytest.mark.reliability("S5")
 def test_a_labellers_share_is_capped_newest_first() -> None:
     labels = []
     for n in range(10):  # ann and bob agree: neither decides alone
@@ -314,6 +315,7 @@ def accuracy(resolution: Resolution, truth: dict[str, Sentiment], only: str | No
     return right / len(examples)
 
 
+@pytest.mark.reliability("M1")
 def test_colluders_are_caught_by_gold_and_left_out() -> None:
     labels, truth, gold = colluders_world(with_gold=True)
     policy = LabelPolicy(max_labeller_share=1.0)
@@ -335,6 +337,7 @@ def test_colluders_are_caught_by_gold_and_left_out() -> None:
     assert accuracy(blind, truth, only="positive") < 0.95
 
 
+@pytest.mark.reliability("S5")
 def test_a_flooding_labeller_is_capped() -> None:
     labels, _, gold = colluders_world(with_gold=True)
     start = T0 + timedelta(days=2)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.cache import AlertCache
 from storage.db import create_engine
 from storage.ratelimit import RateLimiter
-from streams.topics import new_producer
+from streams.topics import Producer, new_producer
 from tonewatch.config import Settings
 
 
@@ -22,7 +21,7 @@ class ApiState:
     engine: AsyncEngine
     cache: AlertCache
     limiter: RateLimiter
-    _producer: AIOKafkaProducer | None = None
+    _producer: Producer | None = None
     _producer_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
@@ -31,7 +30,7 @@ class ApiState:
         limiter = RateLimiter(cache.client, settings.api_rate_per_s, settings.api_rate_burst)
         return cls(settings, create_engine(settings), cache, limiter)
 
-    async def producer(self) -> AIOKafkaProducer:
+    async def producer(self) -> Producer:
         """The process's Kafka producer (acks=all, idempotent), started on first use so that
         the API starts, and serves reads, while Kafka is down."""
         async with self._producer_lock:

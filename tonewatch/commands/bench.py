@@ -196,3 +196,78 @@ def e2e_command(
             f" p99 {real['p99_ms']} ms · lost {real['lost']}, dup_alerts {real['dup_alerts']}"
         )
     typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("faults")
+def faults_command(
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Run only these ids (e.g. F3); repeat.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print the README's table.")] = False,
+) -> None:
+    """Run the reliability suite of RELIABILITY.md (fault injection, bad input, security,
+    model safety) against the real services and report one row per test id.
+
+    Takes about 15 minutes for the whole suite. The report is also written to
+    <var_dir>/reports/faults.json. Exits 1 if any test fails.
+    """
+    from rich.table import Table
+
+    from tonewatch import services
+    from tonewatch.bench.faults import PHASES, RELIABILITY_IDS, SuiteError, run_suite, summarize
+    from tonewatch.bench.faults import markdown as as_markdown
+
+    unknown = set(only or ()) - set(RELIABILITY_IDS)
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown id(s): {', '.join(sorted(unknown))}", param_hint="--only"
+        )
+    settings = Settings()
+    services.up(settings)
+    with progress_bar(console) as progress:
+        task = progress.add_task("reliability suite", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            rows, seconds = run_suite(only or (), on_progress=advance)
+        except SuiteError as exc:
+            console.print(f"[red]✗[/] {exc}", markup=False)
+            raise typer.Exit(2) from exc
+    table = summarize(rows, only or ())
+    report = {"tests": table, "suite_seconds": round(seconds, 1)}
+    out = settings.var_dir / "reports" / "faults.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    elif markdown:
+        typer.echo(as_markdown(table))
+    else:
+        view = Table(title=f"reliability suite ({seconds / 60:.1f} min; report {out})")
+        for column in (
+            "id",
+            "verdict",
+            "lost",
+            "dup alerts",
+            "dup webhooks",
+            "reprocessed",
+            "detect s",
+            "recover s",
+            "drain s",
+            "p99 ms " + "/".join(PHASES),
+        ):
+            view.add_column(column)  # fmt: skip
+        for row in table:
+            view.add_row(
+                row["id"], "[green]pass[/]" if row["passed"] else "[red]FAIL[/]",
+                *(str(row[k]) if row[k] is not None else "-" for k in
+                  ("lost", "dup_alerts", "dup_webhooks", "reprocessed", "detect_s",
+                   "recover_s", "drain_s")),
+                " / ".join(str(row["p99_ms"][p] or "-") for p in PHASES),
+            )  # fmt: skip
+        Console().print(view)
+    if not all(row["passed"] for row in table):
+        raise typer.Exit(1)

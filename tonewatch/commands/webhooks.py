@@ -34,12 +34,14 @@ def worker_command(
     from storage.db import migrate
     from storage.exceptions import DatabaseUnavailable
     from streams import webhook_worker
+    from streams.log_throttle import throttle
     from streams.retry import until_done
 
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = Settings()
+    throttle()
 
     async def main() -> None:
         await until_done(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +13,13 @@ from tonewatch.config import Settings
 LogLevel = Annotated[str, typer.Option(help="Log level: debug, info, warning, error.")]
 
 
-def worker_command(loglevel: LogLevel = "info") -> None:
+def worker_command(
+    loglevel: LogLevel = "info",
+    health_file: Annotated[
+        Path | None,
+        typer.Option(help="Write lag, breaker and model version here at every watchdog check."),
+    ] = None,
+) -> None:
     """Consume news, reviews and chats; score them through Triton; raise alerts.
 
     Migrates the database and creates missing topics first. Workers with the same
@@ -23,12 +30,14 @@ def worker_command(loglevel: LogLevel = "info") -> None:
 
     from storage.db import migrate
     from streams.app import create_app
+    from streams.log_throttle import throttle
     from streams.topics import ensure_topics
 
     settings = Settings()
+    throttle()
     migrate(settings.database_url)
     asyncio.run(ensure_topics(settings))
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
-    worker = faust.Worker(create_app(settings), loglevel=loglevel, quiet=True)
+    worker = faust.Worker(create_app(settings, health_file), loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

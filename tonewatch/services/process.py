@@ -107,6 +107,19 @@ class ManagedProcess:
         self.pid_path.unlink(missing_ok=True)
         return None
 
+    def state(self) -> str:
+        """ "running", "frozen" (SIGSTOP), "dead" (its pid file outlived it) or "absent".
+
+        Unlike pid(), this keeps a stale pid file: a crash stays visible until a restart.
+        """
+        try:
+            pid, started = (int(field) for field in self.pid_path.read_text().split())
+        except (FileNotFoundError, ValueError):
+            return "absent"
+        if _start_ticks(pid) != started or not is_alive(pid):
+            return "dead"
+        return "frozen" if _state(pid) == "T" else "running"
+
     def spawn(self, launch: Launch) -> int:
         """Start the process in a new session (its pid is its process group id)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
