@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,22 +28,13 @@ from faust.events import Event
 from inference.client import TritonClassifier
 from storage.cache import AlertCache
 from storage.db import create_engine
-from streams import metrics
 from streams.alert_sink import AlertSink
 from streams.deadletter import DeadLetters
-from streams.exceptions import StalledPartition
 from streams.pipeline import BatchResult, Pipeline, Record
 from streams.retry import until_done
 from streams.rules import RuleConfig
 from streams.topics import new_producer, topic_name
-from streams.watchdog import (
-    MAX_RECOVERIES,
-    StallDetector,
-    WorkerHealth,
-    forget_partitions,
-    lag_of,
-    publish_lag,
-)
+from streams.watchdog import Watchdog
 from tonewatch.config import Settings
 from tonewatch.contracts import SOURCES, Origin, Source
 
@@ -226,68 +215,20 @@ def _add_watchdog(
     app: faust.App, settings: Settings, runtime: Runtime, health_file: Path | None
 ) -> None:
     """Every `worker_watch_every_s`: lag, stalls and their recovery, metrics, health file."""
-    sources = {topic_name(settings, source) for source in SOURCES}
-    detector = StallDetector(settings.worker_stall_after_s)
-    owned: set[Any] = set()
-    stalls = 0
-    triton_retries = 0
-
-    async def watch() -> None:
-        nonlocal owned, stalls, triton_retries
-        consumer = app.consumer
-        tps = {tp for tp in consumer.assignment() if tp.topic in sources}
-        forget_partitions(owned - tps)
-        owned = tps
-        try:
-            async with asyncio.timeout(settings.worker_watch_every_s / 2):
-                ends = await consumer.highwaters(*tps) if tps else {}
-        except Exception as exc:  # the broker is away: lag unknown, nothing to judge
-            log.warning("watchdog: cannot read end offsets (%s)", exc)
-            ends = {}
-        committed = consumer._committed_offset  # type: ignore[attr-defined]  # no public accessor
-        positions = {tp: (committed.get(tp), ends.get(tp)) for tp in tps}
-        publish_lag(positions)
-        for tp in detector.check(positions, busy=runtime.busy > 0):
-            stalls += 1
-            metrics.STALLS.labels(tp.topic).inc()
-            if detector.recoveries(tp) > MAX_RECOVERIES:
-                log.error("watchdog: %s still stalled after %d recoveries; exiting so that "
-                          "the supervisor starts a fresh worker", tp, MAX_RECOVERIES)  # fmt: skip
-                await app.crash(StalledPartition(f"{tp} stalled"))
-                return
-            offset = positions[tp][0] or 0
-            log.warning("watchdog: %s has lag %s but no progress for %.0fs; refetching from "
-                        "offset %d", tp, (positions[tp][1] or 0) - offset,
-                        settings.worker_stall_after_s, offset)  # fmt: skip
-            consumer.resume_partitions([tp])
-            await consumer.seek(tp, offset)
-        classifier = runtime.classifier
-        if classifier is not None:
-            metrics.BREAKER.labels("triton").state(classifier.breaker.state.value)
-            metrics.IN_FLIGHT.set(classifier.in_flight)
-            metrics.IN_FLIGHT_PEAK.set(classifier.peak_in_flight)
-            metrics.TRITON_RETRIES.inc(classifier.retried - triton_retries)
-            triton_retries = classifier.retried
-            if classifier.last_version and classifier.last_version.isdigit():
-                metrics.MODEL_VERSION.labels(classifier.model_name).set(
-                    int(classifier.last_version)
-                )
-        if health_file is not None:
-            WorkerHealth(
-                pid=os.getpid(),
-                checked_at=time.time(),
-                lag=lag_of(positions),
-                partitions=len(tps),
-                stalls=stalls,
-                breaker=classifier.breaker.state.value if classifier else "closed",
-                model_version=classifier.last_version if classifier else None,
-                busy=runtime.busy > 0,
-                assignment=sorted(f"{tp.topic}/{tp.partition}" for tp in tps),
-            ).write(health_file)
+    watchdog = Watchdog(
+        consumer=lambda: app.consumer,
+        sources={topic_name(settings, source) for source in SOURCES},
+        stall_after_s=settings.worker_stall_after_s,
+        timeout_s=settings.worker_watch_every_s / 2,
+        busy=lambda: runtime.busy > 0,
+        classifier=lambda: runtime.classifier,
+        crash=app.crash,
+        health_file=health_file,
+    )
 
     async def guarded() -> None:
         try:
-            await watch()
+            await watchdog.check()
         except Exception:  # a timer that raises would take the worker down with it
             log.exception("watchdog check failed")
 

@@ -20,17 +20,20 @@ writes the worker's health file, which `tonewatch services status` reads.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from inference.client import TritonClassifier
 from streams import metrics
+from streams.exceptions import StalledPartition
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +136,95 @@ def forget_partitions(tps: Iterable[Any]) -> None:
     for tp in tps:
         with contextlib.suppress(KeyError):
             metrics.LAG.remove(tp.topic, str(tp.partition))
+
+
+class Watchdog:
+    """One worker's checks. `consumer` is faust's consumer (a getter: faust creates it late);
+    `busy` says whether an agent has a batch in hand; `crash` stops the worker with an error."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Callable[[], Any],
+        sources: set[str],
+        stall_after_s: float,
+        timeout_s: float,
+        busy: Callable[[], bool],
+        classifier: Callable[[], TritonClassifier | None],
+        crash: Callable[[BaseException], Awaitable[None]],
+        health_file: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.consumer = consumer
+        self.sources = sources
+        self.timeout_s = timeout_s
+        self.busy = busy
+        self.classifier = classifier
+        self.crash = crash
+        self.health_file = health_file
+        self.detector = StallDetector(stall_after_s, clock)
+        self.stalls = 0
+        self._owned: set[Any] = set()
+        self._triton_retries = 0
+
+    async def check(self) -> WorkerHealth:
+        consumer = self.consumer()
+        tps = {tp for tp in consumer.assignment() if tp.topic in self.sources}
+        forget_partitions(self._owned - tps)
+        self._owned = tps
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                ends = await consumer.highwaters(*tps) if tps else {}
+        except Exception as exc:  # the broker is away: lag unknown, nothing to judge
+            log.warning("watchdog: cannot read end offsets (%s)", type(exc).__name__)
+            ends = {}
+        committed = consumer._committed_offset  # faust keeps no public accessor
+        positions = {tp: (committed.get(tp), ends.get(tp)) for tp in tps}
+        publish_lag(positions)
+        busy = self.busy()
+        for tp in self.detector.check(positions, busy=busy):
+            await self._recover(consumer, tp, positions[tp])
+        classifier = self.classifier()
+        if classifier is not None:
+            self._publish(classifier)
+        health = WorkerHealth(
+            pid=os.getpid(),
+            checked_at=time.time(),
+            lag=lag_of(positions),
+            partitions=len(tps),
+            stalls=self.stalls,
+            breaker=classifier.breaker.state.value if classifier else "closed",
+            model_version=classifier.last_version if classifier else None,
+            busy=busy,
+            assignment=sorted(f"{tp.topic}/{tp.partition}" for tp in tps),
+        )
+        if self.health_file is not None:
+            health.write(self.health_file)
+        return health
+
+    async def _recover(
+        self, consumer: Any, tp: Any, position: tuple[int | None, int | None]
+    ) -> None:
+        self.stalls += 1
+        metrics.STALLS.labels(tp.topic).inc()
+        committed, end = position[0] or 0, position[1] or 0
+        if self.detector.recoveries(tp) > MAX_RECOVERIES:
+            log.error("watchdog: %s still stalled after %d recoveries; exiting so that the "
+                      "supervisor starts a fresh worker", tp, MAX_RECOVERIES)  # fmt: skip
+            await self.crash(StalledPartition(f"{tp} stalled at offset {committed}"))
+            return
+        log.warning("watchdog: %s has lag %d but no progress for %.0fs; re-fetching from "
+                    "offset %d", tp, end - committed, self.detector.stall_after_s,
+                    committed)  # fmt: skip
+        consumer.resume_partitions([tp])
+        await consumer.seek(tp, committed)
+
+    def _publish(self, classifier: TritonClassifier) -> None:
+        metrics.BREAKER.labels("triton").state(classifier.breaker.state.value)
+        metrics.IN_FLIGHT.set(classifier.in_flight)
+        metrics.IN_FLIGHT_PEAK.set(classifier.peak_in_flight)
+        metrics.TRITON_RETRIES.inc(max(0, classifier.retried - self._triton_retries))
+        self._triton_retries = classifier.retried
+        version = classifier.last_version
+        if version and version.isdigit():
+            metrics.MODEL_VERSION.labels(classifier.model_name).set(int(version))

@@ -99,7 +99,7 @@ async def test_a_slow_triton_keeps_calls_in_flight_bounded_without_rebalancing(
     proxy = TcpProxy(settings.triton_host, settings.triton_grpc_port, seed=5).start()
     metrics_port = free_port()
     through_proxy = {"triton_grpc_port": proxy.port, "worker_metrics_port": metrics_port}
-    run = fault_run(seed=13, messages=1500, rate=40.0, overrides=through_proxy)
+    run = fault_run(seed=13, messages=2000, rate=40.0, overrides=through_proxy)
     try:
         await run.start()
         (worker,) = run.workers

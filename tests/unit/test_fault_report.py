@@ -41,7 +41,11 @@ def test_counts_add_up_timings_take_the_worst_and_every_id_has_a_row() -> None:
 
 
 def test_a_failure_or_only_skips_fail_the_id() -> None:
-    rows = [line(["F4"]), line(["F4"], outcome="failed"), line(["B1"], outcome="skipped")]
+    rows = [
+        line(["F4"]),
+        line(["F4"], outcome="failed"),
+        line(["B1", "B2"], outcome="skipped"),  # B2 was not asked for: no row
+    ]
     table = {row["id"]: row for row in summarize(rows, only=["F4", "B1"])}
     assert list(table) == ["F4", "B1"]
     assert not table["F4"]["passed"]

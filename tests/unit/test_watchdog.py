@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from streams.watchdog import StallDetector, WorkerHealth, lag_of
+from streams.watchdog import StallDetector, Watchdog, WorkerHealth, lag_of
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +95,91 @@ def test_the_health_file_round_trips_and_is_replaced_whole(tmp_path: Path) -> No
     path.write_text("{half")
     assert WorkerHealth.read(path) is None
     assert WorkerHealth.read(tmp_path / "absent.json") is None
+
+
+@dataclass(frozen=True)
+class TP:
+    topic: str
+    partition: int
+
+
+class FakeConsumer:
+    """faust's consumer as the watchdog sees it: assignment, end offsets, commits, seeks."""
+
+    def __init__(self, ends: dict[TP, int], committed: dict[TP, int]) -> None:
+        self.ends = ends
+        self._committed_offset = committed
+        self.seeks: list[tuple[TP, int]] = []
+        self.resumed: list[TP] = []
+        self.broker_down = False
+
+    def assignment(self) -> set[TP]:
+        return set(self.ends)
+
+    async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        if self.broker_down:
+            raise ConnectionError("broker away")
+        return {tp: self.ends[tp] for tp in tps}
+
+    def resume_partitions(self, tps: list[TP]) -> None:
+        self.resumed += tps
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def watchdog(consumer: FakeConsumer, clock: Clock, crashes: list[BaseException],
+             busy: bool = False, health_file: Path | None = None) -> Watchdog:  # fmt: skip
+    async def crash(exc: BaseException) -> None:
+        crashes.append(exc)
+
+    return Watchdog(
+        consumer=lambda: consumer, sources={"news"}, stall_after_s=60, timeout_s=1,
+        busy=lambda: busy, classifier=lambda: None, crash=crash, health_file=health_file,
+        clock=clock,
+    )  # fmt: skip
+
+
+async def test_a_stalled_partition_is_refetched_from_its_commit_then_the_worker_exits(
+    tmp_path: Path,
+) -> None:
+    stuck, fine, other = TP("news", 0), TP("news", 1), TP("scored", 0)
+    consumer = FakeConsumer({stuck: 40, fine: 9, other: 99}, {stuck: 25, fine: 9, other: 0})
+    clock, crashes = Clock(), list[BaseException]()
+    dog = watchdog(consumer, clock, crashes, health_file=tmp_path / "health.json")
+    health = await dog.check()
+    assert (health.lag, health.partitions, health.assignment) == (15, 2, ["news/0", "news/1"])
+    assert WorkerHealth.read(tmp_path / "health.json") == health
+    for recovery in range(1, 4):
+        clock.now = 60.0 * recovery
+        assert (await dog.check()).stalls == recovery
+        assert consumer.seeks[-1] == (stuck, 25)
+        assert consumer.resumed[-1] == stuck
+    assert crashes == []
+    clock.now = 240
+    await dog.check()
+    assert len(consumer.seeks) == 3  # the fourth time, no more re-fetching...
+    assert [type(c).__name__ for c in crashes] == ["StalledPartition"]  # ...but a fresh worker
+
+
+async def test_progress_a_batch_in_hand_or_a_broker_outage_is_no_stall() -> None:
+    tp = TP("news", 0)
+    consumer = FakeConsumer({tp: 40}, {tp: 25})
+    clock, crashes = Clock(), list[BaseException]()
+    busy_dog = watchdog(consumer, clock, crashes, busy=True)
+    for step in range(5):
+        clock.now = 100.0 * step
+        await busy_dog.check()
+    consumer.broker_down = True
+    dog = watchdog(consumer, clock, crashes)
+    for step in range(5):
+        clock.now = 500 + 100.0 * step
+        assert (await dog.check()).lag is None
+    consumer.broker_down = False
+    for step in range(5):
+        clock.now = 1000 + 100.0 * step
+        consumer._committed_offset[tp] += 1
+        consumer.ends[tp] += 1
+        await dog.check()
+    assert consumer.seeks == []
+    assert crashes == []

@@ -90,7 +90,8 @@ def summarize(rows: Iterable[dict[str, Any]], only: Sequence[str] = ()) -> list[
     by_id: dict[str, list[dict[str, Any]]] = {rid: [] for rid in only or RELIABILITY_IDS}
     for row in rows:
         for rid in row["ids"]:
-            by_id.setdefault(rid, []).append(row)
+            if rid in by_id or not only:
+                by_id.setdefault(rid, []).append(row)
     table = []
     for rid, tests in by_id.items():
         ran = [t for t in tests if t["outcome"] != "skipped"]
