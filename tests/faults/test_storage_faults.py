@@ -35,7 +35,7 @@ async def readiness(api: ApiServer) -> tuple[int, dict[str, object]]:
 async def test_postgres_down_for_60s_the_api_says_503_and_nothing_is_lost(
     settings: Settings, fault_run: RunFactory, api: ApiServer, figures: dict[str, object]
 ) -> None:
-    run = fault_run(seed=7, messages=2000, rate=20.0)
+    run = fault_run(seed=7, messages=1600, rate=20.0)
     await run.start()
     token = await asyncio.to_thread(make_key, settings, run.tenant, "reader", ("read",))
     headers = {"Authorization": f"Bearer {token}"}
@@ -109,10 +109,12 @@ class LiveClient:
                     self.connections += 1
                     reading = asyncio.create_task(self._read(answer))
                     dropped = asyncio.create_task(self._drop.wait())
-                    await asyncio.wait({reading, dropped}, return_when=asyncio.FIRST_COMPLETED)
-                    for task in (reading, dropped):
-                        task.cancel()
-                    await asyncio.gather(reading, dropped, return_exceptions=True)
+                    try:
+                        await asyncio.wait({reading, dropped}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:  # also when close() cancels us
+                        for task in (reading, dropped):
+                            task.cancel()
+                        await asyncio.gather(reading, dropped, return_exceptions=True)
                     self._drop.clear()
             await asyncio.sleep(0.5)
 
@@ -127,7 +129,7 @@ class LiveClient:
 async def test_redis_down_for_60s_then_back_empty(
     settings: Settings, fault_run: RunFactory, api: ApiServer, figures: dict[str, object]
 ) -> None:
-    run = fault_run(seed=8, messages=2000, rate=20.0)
+    run = fault_run(seed=8, messages=1600, rate=20.0)
     await run.start()
     token = await asyncio.to_thread(make_key, settings, run.tenant, "reader", ("read",))
     live = LiveClient(api, token)
