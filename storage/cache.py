@@ -128,7 +128,8 @@ class AlertCache:
             info = await self.client.info("server")
         except (redis_errors.RedisError, OSError):
             return None
-        return str(info.get("run_id")) or None
+        run_id = info.get("run_id")
+        return str(run_id) if run_id else None
 
     async def push(self, alerts: Sequence[Alert]) -> int:
         """Add new alerts to the lists, publish them and start their cooldowns, atomically

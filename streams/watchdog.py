@@ -118,17 +118,23 @@ class WorkerHealth:
             return None
 
 
+def partition_lags(positions: Mapping[Any, tuple[int | None, int | None]]) -> dict[Any, int | None]:
+    """Records behind per partition (None where the end offset is unknown)."""
+    return {
+        tp: None if end is None else max(0, end - (committed or 0))
+        for tp, (committed, end) in positions.items()
+    }
+
+
 def lag_of(positions: Mapping[Any, tuple[int | None, int | None]]) -> int | None:
-    ends = [(committed or 0, end) for committed, end in positions.values()]
-    if any(end is None for _, end in ends):
-        return None
-    return sum(max(0, end - committed) for committed, end in ends if end is not None)
+    lags = partition_lags(positions).values()
+    return None if None in lags else sum(lag for lag in lags if lag is not None)
 
 
 def publish_lag(positions: Mapping[Any, tuple[int | None, int | None]]) -> None:
-    for tp, (committed, end) in positions.items():
-        if end is not None:
-            metrics.LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - (committed or 0)))
+    for tp, lag in partition_lags(positions).items():
+        if lag is not None:
+            metrics.LAG.labels(tp.topic, str(tp.partition)).set(lag)
 
 
 def forget_partitions(tps: Iterable[Any]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Generator
 import pytest
 
 from tonewatch import services
+from tonewatch.bench.faults import ONLY_ENV, REPORT_ENV
 from tonewatch.config import Settings
 
 
@@ -28,7 +29,6 @@ def running_services(settings: Settings) -> list[services.ServiceStatus]:
 # TONEWATCH_RELIABILITY_REPORT set, each one appends a JSON line to that file: its ids, its
 # verdict, its duration, and the figures it put in the `figures` fixture.
 
-REPORT_ENV = "TONEWATCH_RELIABILITY_REPORT"
 FIGURES = pytest.StashKey[dict[str, object]]()
 VERDICTS = pytest.StashKey[list[pytest.TestReport]]()
 
@@ -67,7 +67,7 @@ def pytest_runtest_makereport(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With TONEWATCH_RELIABILITY_ONLY="F3,S1", reliability tests of other ids are left out."""
-    only = {rid for rid in os.environ.get("TONEWATCH_RELIABILITY_ONLY", "").split(",") if rid}
+    only = {rid for rid in os.environ.get(ONLY_ENV, "").split(",") if rid}
     if not only:
         return
     keep: list[pytest.Item] = []

@@ -8,12 +8,16 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 import pytest_asyncio
-import tritonclient.grpc as grpcclient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.faults.harness import FaultRun
 from tests.integration.api_harness import api, api_env, receiver_port  # noqa: F401 (fixtures)
-from tests.integration.conftest import _services, engine, migrated  # noqa: F401 (fixtures)
+from tests.integration.conftest import (  # noqa: F401 (fixtures)
+    _services,
+    engine,
+    migrated,
+    triton,
+)
 from tonewatch import services
 from tonewatch.config import Settings
 
@@ -21,20 +25,12 @@ RunFactory = Callable[..., FaultRun]
 
 
 def ready_models(settings: Settings) -> list[str]:
-    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
-    try:
-        return [m.name for m in client.get_model_repository_index().models if m.state == "READY"]
-    finally:
-        client.close()
+    index = triton(settings, lambda client: client.get_model_repository_index().models)
+    return [m.name for m in index if m.state == "READY"]
 
 
 def load_models(settings: Settings, names: list[str]) -> None:
-    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
-    try:
-        for name in names:
-            client.load_model(name)
-    finally:
-        client.close()
+    triton(settings, lambda client: [client.load_model(name) for name in names])
 
 
 @pytest.fixture(autouse=True)

@@ -35,8 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
-import tritonclient.grpc as grpcclient
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -59,7 +59,8 @@ from streams.topics import (
 )
 from streams.watchdog import WorkerHealth
 from streams.webhooks import event_id, new_secret
-from tests.integration.api_harness import free_port
+from tests.integration.api_harness import ApiServer, free_port
+from tests.integration.conftest import triton
 from tests.integration.pipeline_harness import count_messages, isolated, settled_ledger
 from tests.integration.webhook_harness import Receiver, ReceiverHub
 from tonewatch.config import Settings
@@ -69,6 +70,13 @@ from tonewatch.workers import health_path, settings_env, start_worker
 
 Probe = Callable[[], Awaitable[bool]]
 PHASES = ("before", "during", "after")
+
+
+async def readiness(api: ApiServer) -> tuple[int, dict[str, Any]]:
+    """The API's /readyz: its status code and its answer."""
+    async with httpx.AsyncClient(base_url=api.url, timeout=5) as client:
+        answer = await client.get("/readyz")
+    return answer.status_code, answer.json()
 
 
 @dataclass
@@ -143,7 +151,7 @@ class FaultRun:
 
     async def start(self, workers: int = 1) -> None:
         install_stub(self.base.model_repository.resolve(), self.model)
-        await asyncio.to_thread(self._triton, lambda c: c.load_model(self.model))
+        await asyncio.to_thread(triton, self.base, lambda c: c.load_model(self.model))
         await ensure_topics(self.settings)
         await asyncio.to_thread(migrate, self.settings.database_url)
         await self._start_webhooks()
@@ -159,7 +167,7 @@ class FaultRun:
         await asyncio.to_thread(self._webhooks.stop)
         self._hub.stop()
         with contextlib.suppress(Exception):  # Triton may be the thing a failed test broke
-            await asyncio.to_thread(self._triton, lambda c: c.unload_model(self.model))
+            await asyncio.to_thread(triton, self.base, lambda c: c.unload_model(self.model))
         shutil.rmtree(self.base.model_repository.resolve() / self.model, ignore_errors=True)
         with contextlib.suppress(KafkaError):
             await delete_topics(self.settings)
@@ -191,13 +199,6 @@ class FaultRun:
         await asyncio.to_thread(
             self._webhooks.spawn, Launch(argv=argv, env=settings_env(own), cwd=Path.cwd())
         )
-
-    def _triton(self, call: Callable[[grpcclient.InferenceServerClient], Any]) -> Any:
-        client = grpcclient.InferenceServerClient(self.base.triton_grpc_url)
-        try:
-            return call(client)
-        finally:
-            client.close()
 
     # --- load --------------------------------------------------------------------------------
 
@@ -261,7 +262,7 @@ class FaultRun:
         self.inferences_before_restarts += self._inferences()
 
     def _inferences(self) -> int:
-        stats = self._triton(lambda c: c.get_inference_statistics(self.model).model_stats)
+        stats = triton(self.base, lambda c: c.get_inference_statistics(self.model).model_stats)
         return sum(int(s.inference_count) for s in stats)
 
     # --- the ledger --------------------------------------------------------------------------

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from tests.faults.conftest import RunFactory
+from tests.faults.harness import readiness
 from tests.integration.api_harness import ApiServer
 from tonewatch import services
 from tonewatch.config import Settings
@@ -31,8 +31,7 @@ async def test_broker_outage_every_partition_resumes_without_restarting_workers(
     async def reported() -> bool:
         """`services status` and the API's /readyz both say that Kafka is down."""
         (kafka,) = await asyncio.to_thread(services.status, settings, ["kafka"])
-        async with httpx.AsyncClient(base_url=api.url, timeout=5) as client:
-            ready = (await client.get("/readyz")).json()
+        _, ready = await readiness(api)
         return not kafka.up and ready["checks"]["kafka"] is False and ready["status"] == "degraded"
 
     async with run.fault(detected=reported):

@@ -14,6 +14,7 @@ import pytest
 from storage import alerts as alert_store
 from storage.cache import AlertCache
 from tests.faults.conftest import RunFactory
+from tests.faults.harness import readiness
 from tests.integration.api_harness import ApiServer, make_key
 from tonewatch import services
 from tonewatch.config import Settings
@@ -22,12 +23,6 @@ from tonewatch.services.redis import RedisService
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 OUTAGE_S = 60.0
-
-
-async def readiness(api: ApiServer) -> tuple[int, dict[str, object]]:
-    async with httpx.AsyncClient(base_url=api.url, timeout=5) as client:
-        answer = await client.get("/readyz")
-    return answer.status_code, answer.json()
 
 
 @pytest.mark.reliability("F7")

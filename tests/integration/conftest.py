@@ -8,6 +8,7 @@ import textwrap
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import pytest_asyncio
@@ -19,6 +20,7 @@ from tonewatch import services
 from tonewatch.config import Settings
 
 ModelFactory = Callable[[str, str, str], str]
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -89,20 +91,23 @@ def seed_model_dir(models_dir: Path) -> Path:
     return folder
 
 
-def _load(settings: Settings, name: str) -> None:
+def triton(settings: Settings, call: Callable[[grpcclient.InferenceServerClient], T]) -> T:
+    """One call on a Triton client of its own, closed after."""
     client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
     try:
-        client.load_model(name)
+        return call(client)
     finally:
         client.close()
+
+
+def _load(settings: Settings, name: str) -> None:
+    triton(settings, lambda client: client.load_model(name))
 
 
 def _unload(settings: Settings, name: str) -> None:
-    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
     try:
-        client.unload_model(name)
+        triton(settings, lambda client: client.unload_model(name))
     finally:
-        client.close()
         shutil.rmtree(settings.model_repository.resolve() / name, ignore_errors=True)
 
 

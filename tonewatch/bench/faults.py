@@ -122,24 +122,31 @@ def summarize(rows: Iterable[dict[str, Any]], only: Sequence[str] = ()) -> list[
     return table
 
 
-def markdown(table: Sequence[dict[str, Any]]) -> str:
-    """The README's table of the latest run."""
+COLUMNS: Final = (
+    "id", "verdict", "lost", "dup alerts", "dup webhooks", "reprocessed", "detect s",
+    "recover s", "drain s", "p99 ms before / during / after", "tests", "s",
+)  # fmt: skip
+
+
+def cells(row: dict[str, Any], passed: str = "pass", failed: str = "FAIL") -> list[str]:
+    """One summarized row as the texts of COLUMNS (the terminal and the README tables)."""
 
     def show(value: object) -> str:
         return "-" if value is None else str(value)
 
-    lines = [
-        "| id | verdict | lost | dup alerts | dup webhooks | reprocessed | detect s | recover s "
-        "| drain s | p99 ms before / during / after | tests | s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    shown = ("lost", "dup_alerts", "dup_webhooks", "reprocessed", *TIMINGS)
+    return [
+        row["id"],
+        passed if row["passed"] else failed,
+        *(show(row[name]) for name in shown),
+        " / ".join(show(row["p99_ms"][phase]) for phase in PHASES),
+        str(len(row["tests"])),
+        str(row["seconds"]),
     ]
-    for row in table:
-        p99 = " / ".join(show(row["p99_ms"][phase]) for phase in PHASES)
-        verdict = "pass" if row["passed"] else "**FAIL**"
-        lines.append(
-            f"| {row['id']} | {verdict} | {show(row['lost'])} | {show(row['dup_alerts'])} "
-            f"| {show(row['dup_webhooks'])} | {show(row['reprocessed'])} "
-            f"| {show(row['detect_s'])} | {show(row['recover_s'])} | {show(row['drain_s'])} "
-            f"| {p99} | {len(row['tests'])} | {row['seconds']} |"
-        )
+
+
+def markdown(table: Sequence[dict[str, Any]]) -> str:
+    """The README's table of the latest run."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cells(row, failed="**FAIL**")) + " |" for row in table]
     return "\n".join(lines)
