@@ -56,11 +56,16 @@ def plot_training_curve(history: Sequence[EpochStats], path: Path, best_epoch: i
     loss_ax.set_ylabel("loss")
     loss_ax.legend()
     loss_ax.set_title("multi-task loss")
-    f1_ax.plot(epochs, [h.dev_sentiment_macro_f1 for h in history], "o-", color="tab:green")
+    for label, values in (
+        ("sentiment", [h.dev_sentiment_macro_f1 for h in history]),
+        ("risk", [h.dev_risk_macro_f1 for h in history]),
+    ):
+        f1_ax.plot(epochs, [float("nan") if v is None else v for v in values], "o-", label=label)
     f1_ax.set_xlabel("epoch")
-    f1_ax.set_ylabel("dev sentiment macro-F1")
+    f1_ax.set_ylabel("dev macro-F1")
     f1_ax.set_ylim(0, 1)
-    f1_ax.set_title("dev sentiment")
+    f1_ax.legend()
+    f1_ax.set_title("dev macro-F1 (kept: best mean)")
     for ax in (loss_ax, f1_ax):
         ax.set_xticks(epochs)
         ax.grid(alpha=0.3)
@@ -116,20 +121,23 @@ def model_card(
         for name, count in sorted(result.train_counts.items())
     )
     history = "\n".join(
-        f"| {h.epoch} | {h.train_loss:.4f} | {h.dev_loss:.4f} | {h.dev_sentiment_macro_f1:.3f} "
-        f"| {h.seconds:.0f} |"
+        f"| {h.epoch} | {h.train_loss:.4f} | {h.dev_loss:.4f} | {_fmt(h.dev_sentiment_macro_f1)} "
+        f"| {_fmt(h.dev_risk_macro_f1)} | {h.seconds:.0f} |"
         for h in result.history
     )
+    layers = "all" if c.trainable_layers < 0 else f"the top {c.trainable_layers}"
+    precision = "bfloat16 autocast" if result.bf16 else "float32"
     return f"""# tonewatch model {version}
 
 Sentiment (negative / neutral / positive) and multi-label risk (fraud, legal_regulatory,
 financial_distress, service_outage, product_safety, churn, toxicity) classifier.
 
 ## Model
-- Encoder: `{c.encoder}` (mean pooling), top {c.trainable_layers} transformer layers
+- Encoder: `{c.encoder}` (mean pooling), {layers} transformer layers
   fine-tuned, two linear heads (softmax sentiment, sigmoid risk). Max length {c.max_length}.
 - Training: {c.epochs} epochs max, batch {c.batch_size}, lr {c.learning_rate} (encoder) /
-  {c.head_learning_rate} (heads), at most {c.per_dataset_cap} examples per dataset per epoch
+  {c.head_learning_rate} (heads) with 5% warm-up and linear decay, {precision}, at most
+  {c.per_dataset_cap} examples per dataset per epoch
   (other caps: {", ".join(f"{k} {v}" for k, v in sorted(c.dataset_caps.items())) or "none"}),
   seed {c.seed}. Best dev epoch: {result.best_epoch} ({result.stop_reason}).
 
@@ -142,8 +150,8 @@ Datasets under a non-commercial licence (NC) make this model fit for evaluation 
 internal measurement only, not for commercial use.
 
 ## Training history
-| epoch | train loss | dev loss | dev sentiment macro-F1 | seconds |
-| ---: | ---: | ---: | ---: | ---: |
+| epoch | train loss | dev loss | dev sentiment macro-F1 | dev risk macro-F1 | seconds |
+| ---: | ---: | ---: | ---: | ---: | ---: |
 {history}
 
 ## Test metrics per dataset

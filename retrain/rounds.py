@@ -165,7 +165,7 @@ async def _round(
         TrainConfig(encoder=settings.encoder),
         epochs=settings.retrain_epochs,
         per_dataset_cap=settings.retrain_base_cap,
-        dataset_caps={FEEDBACK_DATASET: len(feedback.examples)},
+        dataset_caps={**TrainConfig().dataset_caps, FEEDBACK_DATASET: len(feedback.examples)},
         time_budget_s=settings.retrain_time_budget_s,
         seed=run_id,
     )

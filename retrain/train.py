@@ -1,10 +1,13 @@
-"""Fine-tune the multi-task model: top encoder layers + both heads, with early stopping.
+"""Fine-tune the multi-task model: encoder + both heads, with early stopping.
 
-CPU-friendly by default: only the top `trainable_layers` transformer layers learn, each
-epoch draws at most `per_dataset_cap` training examples per dataset (so no dataset drowns
-the others, and large ones still contribute fresh rows every epoch), and batches group
-texts of similar length to waste little on padding. `dataset_caps` overrides the cap for
-named datasets (the retrain worker uses it to draw all of its feedback every epoch).
+CPU-friendly by default: bfloat16 autocast where the CPU has it, each epoch draws at most
+`per_dataset_cap` training examples per dataset (so no dataset drowns the others, and
+large ones still contribute fresh rows every epoch), and batches group texts of similar
+length to waste little on padding. `dataset_caps` overrides the cap for named datasets:
+the finance tweets are drawn whole every epoch (they are the hardest sentiment set, and
+the large risk sets would otherwise outvote them), and the retrain worker draws all of
+its feedback. The learning rate warms up over the first 5% of steps, then decays
+linearly to zero at the last epoch.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from torch import nn
 
 from inference.model import DEFAULT_ENCODER, LoadedModel, ModelSpec, new_model
 from retrain.datasets.base import Dataset, Example
-from retrain.metrics import confusion_matrix, macro_f1
+from retrain.evaluate import evaluate_examples, predictor_for
 from retrain.splits import split_of
 from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS
 
@@ -32,18 +35,29 @@ ProgressCallback = Callable[[str, int, int], None]  # (phase, done, total)
 @dataclass(frozen=True)
 class TrainConfig:
     encoder: str = DEFAULT_ENCODER
-    epochs: int = 4
+    epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-4
     head_learning_rate: float = 2e-3
-    trainable_layers: int = 4
+    trainable_layers: int = -1
     max_length: int = 64
     per_dataset_cap: int = 4000
-    dataset_caps: dict[str, int] = field(default_factory=dict)
+    dataset_caps: dict[str, int] = field(default_factory=lambda: {"twitter_financial_news": 8000})
     dev_cap: int = 300
     patience: int = 1
     seed: int = 13
     time_budget_s: float | None = None
+    # "auto" trains under bfloat16 autocast where the CPU has native bf16 (AMX or
+    # AVX512-BF16: about twice as fast, same figures); "fp32" forces full precision.
+    precision: str = "auto"
+
+
+def uses_bf16(precision: str) -> bool:
+    if precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+    return precision == "bf16" or (
+        precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 @dataclass(frozen=True)
@@ -51,8 +65,18 @@ class EpochStats:
     epoch: int
     train_loss: float
     dev_loss: float
-    dev_sentiment_macro_f1: float
+    dev_sentiment_macro_f1: float | None
+    dev_risk_macro_f1: float | None
     seconds: float
+
+    @property
+    def dev_score(self) -> float:
+        """What picks the kept epoch: the mean of both tasks' dev macro-F1.
+
+        Not the dev loss, which rises as soon as the big, easy sets grow overconfident,
+        while the metrics we report (and the finance tweets) still improve."""
+        scores = [s for s in (self.dev_sentiment_macro_f1, self.dev_risk_macro_f1) if s is not None]
+        return sum(scores) / len(scores) if scores else 0.0
 
 
 @dataclass
@@ -63,6 +87,7 @@ class TrainResult:
     best_epoch: int = 0
     stop_reason: str = "completed all epochs"
     train_counts: dict[str, int] = field(default_factory=dict)
+    bf16: bool = False
 
 
 @dataclass
@@ -130,7 +155,7 @@ class MultiTaskLoss(nn.Module):
         risk: torch.Tensor,
         known: torch.Tensor,
     ) -> torch.Tensor:
-        sentiment_logits, risk_logits = logits
+        sentiment_logits, risk_logits = (part.float() for part in logits)
         has_sentiment = int((sentiment >= 0).sum())
         loss = torch.zeros(())
         if has_sentiment:
@@ -146,6 +171,18 @@ def _pos_weight(examples: Sequence[Example]) -> torch.Tensor:
     positives = (risk * known).sum(0)
     negatives = ((1 - risk) * known).sum(0)
     return (negatives / positives.clamp(min=1)).clamp(1.0, 10.0)
+
+
+def warmup_then_linear_decay(total_steps: int, warmup: float = 0.05) -> Callable[[int], float]:
+    """LR multiplier per step: linear warm-up over `warmup` of the steps, then down to 0."""
+    warmup_steps = max(1, int(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
 
 
 def split_examples(datasets: Sequence[Dataset], split: str) -> dict[str, list[Example]]:
@@ -170,20 +207,25 @@ def _run_epoch(
     encoded: _Encoded,
     loss_fn: MultiTaskLoss,
     optimizer: torch.optim.Optimizer | None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     batch_size: int,
     rng: random.Random,
     report: Callable[[int, int], None],
-) -> tuple[float, list[int], list[int]]:
-    """One pass; trains when an optimizer is given. Returns (mean loss, sentiment truth, pred)."""
+    bf16: bool = False,
+) -> float:
+    """One pass; trains when an optimizer is given. Returns the mean loss."""
     model = loaded.model
     model.train(optimizer is not None)
     pad_id = int(loaded.tokenizer.pad_token_id or 0)
     batches = _batches([len(i) for i in encoded.ids], batch_size, rng)
-    total, truth, predicted = 0.0, [], []
+    total = 0.0
     for done, batch in enumerate(batches, start=1):
         input_ids, mask = _pad([encoded.ids[i] for i in batch], pad_id)
         index = torch.tensor(batch)
-        with torch.set_grad_enabled(optimizer is not None):
+        with (
+            torch.set_grad_enabled(optimizer is not None),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16),
+        ):
             logits = model(input_ids, mask)
             loss = loss_fn(
                 logits, encoded.sentiment[index], encoded.risk[index], encoded.risk_known[index]
@@ -192,12 +234,11 @@ def _run_epoch(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
         total += float(loss.detach()) * len(batch)
-        known = encoded.sentiment[index] >= 0
-        truth += encoded.sentiment[index][known].tolist()
-        predicted += logits[0].argmax(-1)[known].tolist()
         report(done, len(batches))
-    return total / max(1, len(encoded.ids)), truth, predicted
+    return total / max(1, len(encoded.ids))
 
 
 def train(
@@ -227,41 +268,51 @@ def train(
         ],
         weight_decay=0.01,
     )
+    steps_per_epoch = -(-sum(
+        min(len(pool), config.dataset_caps.get(name, config.per_dataset_cap))
+        for name, pool in train_pools.items()
+    ) // config.batch_size)  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_then_linear_decay(max(1, steps_per_epoch * config.epochs))
+    )
     result = TrainResult(
         loaded, config, train_counts={name: len(pool) for name, pool in train_pools.items()}
     )
-    best_loss, best_state, waited = float("inf"), copy.deepcopy(loaded.model.state_dict()), 0
+    best_score, best_state, waited = -1.0, copy.deepcopy(loaded.model.state_dict()), 0
     started = time.monotonic()
     noop: ProgressCallback = lambda *_: None  # noqa: E731
     report = progress or noop
+    bf16 = result.bf16 = uses_bf16(config.precision)
     for epoch in range(1, config.epochs + 1):
         epoch_start, phase = time.monotonic(), f"epoch {epoch}/{config.epochs}"
         encoded = _encode(
             loaded, _sample(train_pools, config.per_dataset_cap, rng, config.dataset_caps)
         )
-        train_loss, _, _ = _run_epoch(
-            loaded, encoded, loss_fn, optimizer, config.batch_size, rng,
-            functools.partial(report, phase),
+        train_loss = _run_epoch(
+            loaded, encoded, loss_fn, optimizer, scheduler, config.batch_size, rng,
+            functools.partial(report, phase), bf16,
         )  # fmt: skip
-        dev_loss, truth, predicted = _run_epoch(
-            loaded, dev_encoded, loss_fn, None, 64, random.Random(0),
-            lambda done, total: report("dev", done, total),
+        dev_loss = _run_epoch(
+            loaded, dev_encoded, loss_fn, None, None, 64, random.Random(0),
+            lambda done, total: report("dev", done, total), bf16,
         )  # fmt: skip
-        matrix = confusion_matrix(
-            np.array(truth, dtype=np.int64), np.array(predicted, dtype=np.int64), 3
-        )
-        result.history.append(
-            EpochStats(
-                epoch, train_loss, dev_loss, macro_f1(matrix), time.monotonic() - epoch_start
+        dev_metrics = evaluate_examples("dev", dev, predictor_for(loaded))
+        stats = EpochStats(
+            epoch, train_loss, dev_loss, dev_metrics.sentiment_macro_f1,
+            dev_metrics.risk_macro_f1, time.monotonic() - epoch_start,
+        )  # fmt: skip
+        result.history.append(stats)
+        if stats.dev_score > best_score:
+            best_score, best_state, waited = (
+                stats.dev_score,
+                copy.deepcopy(loaded.model.state_dict()),
+                0,
             )
-        )
-        if dev_loss < best_loss:
-            best_loss, best_state, waited = dev_loss, copy.deepcopy(loaded.model.state_dict()), 0
             result.best_epoch = epoch
         else:
             waited += 1
             if waited > config.patience:
-                result.stop_reason = f"early stop: dev loss rose for {waited} epochs"
+                result.stop_reason = f"early stop: dev macro-F1 not improved for {waited} epochs"
                 break
         if config.time_budget_s and time.monotonic() - started > config.time_budget_s:
             result.stop_reason = f"time budget of {config.time_budget_s:.0f}s spent"

@@ -56,6 +56,7 @@ def save_version(
                 "best_epoch": result.best_epoch,
                 "stop_reason": result.stop_reason,
                 "train_counts": result.train_counts,
+                "bf16": result.bf16,
             },
             indent=2,
         )

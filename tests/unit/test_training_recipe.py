@@ -1,0 +1,51 @@
+"""The training recipe's pure parts: learning-rate schedule, precision choice, sampling."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from retrain.datasets.base import Example
+from retrain.train import TrainConfig, _sample, uses_bf16, warmup_then_linear_decay
+
+
+def test_learning_rate_warms_up_then_decays_to_zero() -> None:
+    factor = warmup_then_linear_decay(1000, warmup=0.05)
+    warm = [factor(step) for step in range(50)]
+    assert warm == sorted(warm)
+    assert warm[0] == pytest.approx(1 / 50)
+    assert factor(49) == pytest.approx(1.0) == factor(50)
+    decay = [factor(step) for step in range(50, 1001)]
+    assert decay == sorted(decay, reverse=True)
+    assert factor(525) == pytest.approx(0.5, abs=0.01)
+    assert factor(1000) == 0.0
+    assert factor(1200) == 0.0
+
+
+def test_a_single_step_schedule_still_trains() -> None:
+    assert warmup_then_linear_decay(1)(0) == 1.0
+
+
+def test_precision_names_are_checked() -> None:
+    assert uses_bf16("bf16")
+    assert not uses_bf16("fp32")
+    assert isinstance(uses_bf16("auto"), bool)
+    with pytest.raises(ValueError, match="precision"):
+        uses_bf16("fp16")
+
+
+def _pool(name: str, n: int) -> list[Example]:
+    return [Example(f"{name} {i}", name, "news", "neutral") for i in range(n)]
+
+
+def test_default_caps_draw_the_finance_tweets_whole() -> None:
+    config = TrainConfig()
+    pools = {
+        "twitter_financial_news": _pool("twitter_financial_news", 7000),
+        "davidson": _pool("davidson", 9000),
+    }
+    drawn = _sample(pools, config.per_dataset_cap, random.Random(0), config.dataset_caps)
+    names = [e.dataset for e in drawn]
+    assert names.count("twitter_financial_news") == 7000
+    assert names.count("davidson") == config.per_dataset_cap
