@@ -14,7 +14,9 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 from tokenizers import Tokenizer
 
-BUCKET = 16  # texts per ONNX call inside one batch
+# One ONNX Runtime call costs about as much as this many padded tokens (int8 graph, one
+# thread: ~1 ms per call, ~80 us per token); see chunks().
+CALL_COST_TOKENS = 16
 
 
 class TritonPythonModel:
@@ -67,11 +69,9 @@ class TritonPythonModel:
         long review does not pad a whole batch of short headlines to its size."""
         encodings = self.tokenizer.encode_batch(texts)
         lengths = [sum(e.attention_mask) for e in encodings]
-        order = sorted(range(len(texts)), key=lengths.__getitem__)
         sentiment = np.zeros((len(texts), 3), dtype=np.float32)
         risk = np.zeros((len(texts), 7), dtype=np.float32)
-        for start in range(0, len(order), BUCKET):
-            index = order[start : start + BUCKET]
+        for index in chunks(lengths):
             width = max(lengths[i] for i in index)
             ids = np.array([encodings[i].ids[:width] for i in index], dtype=np.int64)
             mask = np.array([encodings[i].attention_mask[:width] for i in index], dtype=np.int64)
@@ -80,3 +80,25 @@ class TritonPythonModel:
             )
             sentiment[index], risk[index] = s, r
         return sentiment, risk
+
+
+def chunks(lengths, call_cost=CALL_COST_TOKENS):
+    """Split texts (by token count) into ONNX calls at the least cost: padded tokens plus
+    `call_cost` per call. Each chunk is a run of the length-sorted texts, padded to its
+    longest; a dynamic programme over the sorted order finds the best cuts (O(n^2) for a
+    batch of n <= 64: well under a millisecond). Fixed-size chunks of a random batch padded
+    1.6-2.1x the real tokens on the benchmark texts; these stay near 1.1x."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    best = [0] + [float("inf")] * len(order)  # best[k]: cost of the first k sorted texts
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        width = lengths[order[end - 1]]
+        for start in range(end):
+            cost = best[start] + width * (end - start) + call_cost
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    spans, end = [], len(order)
+    while end:
+        spans.append(order[cut[end] : end])
+        end = cut[end]
+    return spans[::-1]
