@@ -9,6 +9,10 @@ import json
 import os
 from pathlib import Path
 
+# Each instance is single-threaded (intra_op_threads): the tokenizer's own thread pool would
+# only contend with the other instance, the server and the clients for the same cores.
+os.environ.setdefault("RAYON_NUM_THREADS", "1")
+
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
