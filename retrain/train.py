@@ -48,7 +48,7 @@ class TrainConfig:
     seed: int = 13
     time_budget_s: float | None = None
     # "auto" trains under bfloat16 autocast where the CPU has native bf16 (AMX or
-    # AVX512-BF16: about twice as fast, same figures); "fp32" forces full precision.
+    # AVX512-BF16: a training step twice as fast here); "fp32" forces full precision.
     precision: str = "auto"
 
 
