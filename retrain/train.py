@@ -189,6 +189,13 @@ def split_examples(datasets: Sequence[Dataset], split: str) -> dict[str, list[Ex
     return {d.name: [e for e in d.examples if split_of(e.text) == split] for d in datasets}
 
 
+def _draw_sizes(
+    pools: dict[str, list[Example]], cap: int, caps: dict[str, int] | None = None
+) -> dict[str, int]:
+    """How many examples an epoch draws from each pool: all of it, or its cap."""
+    return {name: min(len(pool), (caps or {}).get(name, cap)) for name, pool in pools.items()}
+
+
 def _sample(
     pools: dict[str, list[Example]],
     cap: int,
@@ -196,9 +203,10 @@ def _sample(
     caps: dict[str, int] | None = None,
 ) -> list[Example]:
     drawn: list[Example] = []
+    sizes = _draw_sizes(pools, cap, caps)
     for name in sorted(pools):
-        pool, limit = pools[name], (caps or {}).get(name, cap)
-        drawn += pool if len(pool) <= limit else rng.sample(pool, limit)
+        pool = pools[name]
+        drawn += pool if sizes[name] == len(pool) else rng.sample(pool, sizes[name])
     return drawn
 
 
@@ -268,10 +276,8 @@ def train(
         ],
         weight_decay=0.01,
     )
-    steps_per_epoch = -(-sum(
-        min(len(pool), config.dataset_caps.get(name, config.per_dataset_cap))
-        for name, pool in train_pools.items()
-    ) // config.batch_size)  # fmt: skip
+    drawn = sum(_draw_sizes(train_pools, config.per_dataset_cap, config.dataset_caps).values())
+    steps_per_epoch = -(-drawn // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_then_linear_decay(max(1, steps_per_epoch * config.epochs))
     )
