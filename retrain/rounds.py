@@ -165,7 +165,9 @@ async def _round(
         TrainConfig(encoder=settings.encoder),
         epochs=settings.retrain_epochs,
         per_dataset_cap=settings.retrain_base_cap,
-        dataset_caps={**TrainConfig().dataset_caps, FEEDBACK_DATASET: len(feedback.examples)},
+        # The base sets are replay against forgetting, all at one cap; the full training's
+        # larger cap for the finance tweets would make a retrain long and tweet-heavy.
+        dataset_caps={FEEDBACK_DATASET: len(feedback.examples)},
         time_budget_s=settings.retrain_time_budget_s,
         seed=run_id,
     )

@@ -5,9 +5,9 @@ CPU-friendly by default: bfloat16 autocast where the CPU has it, each epoch draw
 large ones still contribute fresh rows every epoch), and batches group texts of similar
 length to waste little on padding. `dataset_caps` overrides the cap for named datasets:
 the finance tweets are drawn whole every epoch (they are the hardest sentiment set, and
-the large risk sets would otherwise outvote them), and the retrain worker draws all of
-its feedback. The learning rate warms up over the first 5% of steps, then decays
-linearly to zero at the last epoch.
+the large risk sets would otherwise outvote them) in a full training, and the retrain
+worker draws all of its feedback (its base sets are replay, all at one cap). The learning
+rate warms up over the first 5% of steps, then decays linearly to zero at the last epoch.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from torch import nn
 
 from inference.model import DEFAULT_ENCODER, LoadedModel, ModelSpec, new_model
 from retrain.datasets.base import Dataset, Example
-from retrain.evaluate import evaluate_examples, predictor_for
+from retrain.evaluate import DatasetMetrics, Probabilities, evaluate_examples
 from retrain.splits import split_of
 from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS
 
@@ -220,8 +220,10 @@ def _run_epoch(
     rng: random.Random,
     report: Callable[[int, int], None],
     bf16: bool = False,
+    outputs: tuple[Probabilities, Probabilities] | None = None,
 ) -> float:
-    """One pass; trains when an optimizer is given. Returns the mean loss."""
+    """One pass; trains when an optimizer is given. Returns the mean loss, and writes the
+    (sentiment, risk) probabilities of each example into `outputs` when given."""
     model = loaded.model
     model.train(optimizer is not None)
     pad_id = int(loaded.tokenizer.pad_token_id or 0)
@@ -238,6 +240,10 @@ def _run_epoch(
             loss = loss_fn(
                 logits, encoded.sentiment[index], encoded.risk[index], encoded.risk_known[index]
             )
+        if outputs is not None:
+            sentiment_logits, risk_logits = (part.detach().float() for part in logits)
+            outputs[0][batch] = sentiment_logits.softmax(-1).numpy()
+            outputs[1][batch] = risk_logits.sigmoid().numpy()
         if optimizer is not None:
             optimizer.zero_grad()
             loss.backward()
@@ -247,6 +253,23 @@ def _run_epoch(
         total += float(loss.detach()) * len(batch)
         report(done, len(batches))
     return total / max(1, len(encoded.ids))
+
+
+def _evaluate_dev(
+    loaded: LoadedModel,
+    dev: Sequence[Example],
+    encoded: _Encoded,
+    loss_fn: MultiTaskLoss,
+    report: Callable[[int, int], None],
+    bf16: bool,
+) -> tuple[float, DatasetMetrics]:
+    """Dev loss and dev metrics from one pass over the dev set."""
+    sentiment = np.zeros((len(dev), len(SENTIMENT_LABELS)))
+    risk = np.zeros((len(dev), len(RISK_LABELS)))
+    loss = _run_epoch(
+        loaded, encoded, loss_fn, None, None, 64, random.Random(0), report, bf16, (sentiment, risk)
+    )
+    return loss, evaluate_examples("dev", dev, lambda _texts: (sentiment, risk))
 
 
 def train(
@@ -298,11 +321,9 @@ def train(
             loaded, encoded, loss_fn, optimizer, scheduler, config.batch_size, rng,
             functools.partial(report, phase), bf16,
         )  # fmt: skip
-        dev_loss = _run_epoch(
-            loaded, dev_encoded, loss_fn, None, None, 64, random.Random(0),
-            lambda done, total: report("dev", done, total), bf16,
-        )  # fmt: skip
-        dev_metrics = evaluate_examples("dev", dev, predictor_for(loaded))
+        dev_loss, dev_metrics = _evaluate_dev(
+            loaded, dev, dev_encoded, loss_fn, functools.partial(report, "dev"), bf16
+        )
         stats = EpochStats(
             epoch, train_loss, dev_loss, dev_metrics.sentiment_macro_f1,
             dev_metrics.risk_macro_f1, time.monotonic() - epoch_start,

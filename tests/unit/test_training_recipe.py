@@ -1,4 +1,4 @@
-"""The training recipe's pure parts: learning-rate schedule, precision choice, sampling."""
+"""The training recipe: learning-rate schedule, precision choice, sampling, dev figures."""
 
 from __future__ import annotations
 
@@ -6,8 +6,17 @@ import random
 
 import pytest
 
+from retrain.datasets import seed
 from retrain.datasets.base import Example
-from retrain.train import TrainConfig, _sample, uses_bf16, warmup_then_linear_decay
+from retrain.evaluate import evaluate_examples, predictor_for
+from retrain.train import (
+    TrainConfig,
+    _sample,
+    split_examples,
+    train,
+    uses_bf16,
+    warmup_then_linear_decay,
+)
 
 
 def test_learning_rate_warms_up_then_decays_to_zero() -> None:
@@ -49,3 +58,17 @@ def test_default_caps_draw_the_finance_tweets_whole() -> None:
     names = [e.dataset for e in drawn]
     assert names.count("twitter_financial_news") == 7000
     assert names.count("davidson") == config.per_dataset_cap
+
+
+def test_the_dev_figures_of_an_epoch_are_those_of_the_kept_model() -> None:
+    """Dev loss and dev metrics come from one pass; the metrics match a fresh evaluation."""
+    seed_set = seed.load()
+    config = TrainConfig(epochs=1, trainable_layers=0, dev_cap=10_000, precision="fp32")
+    result = train(config, [seed_set])
+    dev = split_examples([seed_set], "dev")["seed"]
+    fresh = evaluate_examples("dev", dev, predictor_for(result.model))
+    (epoch,) = result.history
+    assert fresh.sentiment_macro_f1 is not None
+    assert epoch.dev_sentiment_macro_f1 == pytest.approx(fresh.sentiment_macro_f1, abs=1e-9)
+    assert epoch.dev_risk_macro_f1 == pytest.approx(fresh.risk_macro_f1, abs=1e-9)
+    assert epoch.dev_loss > 0
