@@ -81,7 +81,7 @@ def decide(
         f"the challenger beats the champion on the held-out feedback (sentiment macro-F1 "
         f"{feedback_challenger.sentiment_macro_f1:.3f} against "
         f"{feedback_champion.sentiment_macro_f1:.3f}), stays within {policy.gold_tolerance:g} "
-        f"on {len(champion)} gold sets and is calibrated as well"
+        f"on {len(champion)} gold set{'s' * (len(champion) != 1)} and is calibrated as well"
     )
     return Decision(True, [why], figures)
 

@@ -136,8 +136,8 @@ financial_distress, service_outage, product_safety, churn, toxicity) classifier.
 - Encoder: `{c.encoder}` (mean pooling), {layers} transformer layers
   fine-tuned, two linear heads (softmax sentiment, sigmoid risk). Max length {c.max_length}.
 - Training: {c.epochs} epochs max, batch {c.batch_size}, lr {c.learning_rate} (encoder) /
-  {c.head_learning_rate} (heads) with 5% warm-up and linear decay, {precision}, at most
-  {c.per_dataset_cap} examples per dataset per epoch
+  {c.head_learning_rate} (heads) with {c.warmup_share:.0%} warm-up and linear decay,
+  {precision}, at most {c.per_dataset_cap} examples per dataset per epoch
   (other caps: {", ".join(f"{k} {v}" for k, v in sorted(c.dataset_caps.items())) or "none"}),
   seed {c.seed}. Best dev epoch: {result.best_epoch} ({result.stop_reason}).
 

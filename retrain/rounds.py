@@ -89,6 +89,20 @@ def base_datasets(settings: Settings) -> list[Dataset]:
     return load_all(settings.data_dir, trainable(settings.data_dir))
 
 
+def round_config(settings: Settings, feedback_examples: int, run_id: int) -> TrainConfig:
+    """A retrain's recipe: all the feedback each epoch, and the base sets as replay against
+    forgetting, every one at `retrain_base_cap` (the full training's larger cap for the
+    finance tweets would make a round long and tweet-heavy)."""
+    return replace(
+        TrainConfig(encoder=settings.encoder),
+        epochs=settings.retrain_epochs,
+        per_dataset_cap=settings.retrain_base_cap,
+        dataset_caps={FEEDBACK_DATASET: feedback_examples},
+        time_budget_s=settings.retrain_time_budget_s,
+        seed=run_id,
+    )
+
+
 async def run_round(
     settings: Settings,
     engine: AsyncEngine,
@@ -161,16 +175,7 @@ async def _round(
         FEEDBACK_DATASET, "feedback of this deployment's labellers",
         list(resolution.train) * settings.retrain_feedback_repeat, LoadReport(FEEDBACK_DATASET),
     )  # fmt: skip
-    config = replace(
-        TrainConfig(encoder=settings.encoder),
-        epochs=settings.retrain_epochs,
-        per_dataset_cap=settings.retrain_base_cap,
-        # The base sets are replay against forgetting, all at one cap; the full training's
-        # larger cap for the finance tweets would make a retrain long and tweet-heavy.
-        dataset_caps={FEEDBACK_DATASET: len(feedback.examples)},
-        time_budget_s=settings.retrain_time_budget_s,
-        seed=run_id,
-    )
+    config = round_config(settings, len(feedback.examples), run_id)
     champion_model = await asyncio.to_thread(load_model, champion_dir)
     challenger_model = await asyncio.to_thread(load_model, champion_dir)
     started = time.monotonic()

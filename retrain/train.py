@@ -7,7 +7,8 @@ length to waste little on padding. `dataset_caps` overrides the cap for named da
 the finance tweets are drawn whole every epoch (they are the hardest sentiment set, and
 the large risk sets would otherwise outvote them) in a full training, and the retrain
 worker draws all of its feedback (its base sets are replay, all at one cap). The learning
-rate warms up over the first 5% of steps, then decays linearly to zero at the last epoch.
+rate warms up over the first `warmup_share` of steps, then decays linearly to zero at the
+last epoch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-4
     head_learning_rate: float = 2e-3
+    warmup_share: float = 0.05
     trainable_layers: int = -1
     max_length: int = 64
     per_dataset_cap: int = 4000
@@ -302,7 +304,8 @@ def train(
     drawn = sum(_draw_sizes(train_pools, config.per_dataset_cap, config.dataset_caps).values())
     steps_per_epoch = -(-drawn // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_then_linear_decay(max(1, steps_per_epoch * config.epochs))
+        optimizer,
+        warmup_then_linear_decay(max(1, steps_per_epoch * config.epochs), config.warmup_share),
     )
     result = TrainResult(
         loaded, config, train_counts={name: len(pool) for name, pool in train_pools.items()}
