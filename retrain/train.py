@@ -265,7 +265,7 @@ def _evaluate_dev(
     report: Callable[[int, int], None],
     bf16: bool,
 ) -> tuple[float, DatasetMetrics]:
-    """Dev loss and dev metrics from one pass over the dev set."""
+    """Dev loss and dev metrics from one pass over the dev set, at the training precision."""
     sentiment = np.zeros((len(dev), len(SENTIMENT_LABELS)))
     risk = np.zeros((len(dev), len(RISK_LABELS)))
     loss = _run_epoch(
