@@ -48,6 +48,14 @@ class ModelSpec:
     head_dropout: float = 0.1
 
 
+def probabilities_of(
+    logits: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sentiment, risk) logits -> softmax sentiment and independent sigmoid risks."""
+    sentiment, risk = logits
+    return sentiment.softmax(-1), risk.sigmoid()
+
+
 class ToneModel(nn.Module):
     def __init__(self, encoder: PreTrainedModel, spec: ModelSpec) -> None:
         super().__init__()
@@ -73,8 +81,7 @@ class ToneModel(nn.Module):
     def probabilities(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        sentiment, risk = self(input_ids, attention_mask)
-        return sentiment.softmax(-1), risk.sigmoid()
+        return probabilities_of(self(input_ids, attention_mask))
 
     def freeze_encoder_below(self, trainable_layers: int) -> None:
         """Train only the top `trainable_layers` transformer layers (all if negative).

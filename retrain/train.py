@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from inference.model import DEFAULT_ENCODER, LoadedModel, ModelSpec, new_model
+from inference.model import DEFAULT_ENCODER, LoadedModel, ModelSpec, new_model, probabilities_of
 from retrain.datasets.base import Dataset, Example
 from retrain.evaluate import DatasetMetrics, Probabilities, evaluate_examples
 from retrain.splits import split_of
@@ -243,9 +243,10 @@ def _run_epoch(
                 logits, encoded.sentiment[index], encoded.risk[index], encoded.risk_known[index]
             )
         if outputs is not None:
-            sentiment_logits, risk_logits = (part.detach().float() for part in logits)
-            outputs[0][batch] = sentiment_logits.softmax(-1).numpy()
-            outputs[1][batch] = risk_logits.sigmoid().numpy()
+            sentiment, risk = probabilities_of(
+                (logits[0].detach().float(), logits[1].detach().float())
+            )
+            outputs[0][batch], outputs[1][batch] = sentiment.numpy(), risk.numpy()
         if optimizer is not None:
             optimizer.zero_grad()
             loss.backward()
