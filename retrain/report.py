@@ -127,6 +127,8 @@ def model_card(
     )
     layers = "all" if c.trainable_layers < 0 else f"the top {c.trainable_layers}"
     precision = "bfloat16 autocast" if result.bf16 else "float32"
+    caps = ", ".join(f"{k} {v}" for k, v in sorted(c.dataset_caps.items())) or "none"
+    repeats = ", ".join(f"{k} x{v}" for k, v in sorted(c.dataset_repeats.items())) or "none"
     return f"""# tonewatch model {version}
 
 Sentiment (negative / neutral / positive) and multi-label risk (fraud, legal_regulatory,
@@ -138,7 +140,7 @@ financial_distress, service_outage, product_safety, churn, toxicity) classifier.
 - Training: {c.epochs} epochs max, batch {c.batch_size}, lr {c.learning_rate} (encoder) /
   {c.head_learning_rate} (heads) with {c.warmup_share:.0%} warm-up and linear decay,
   {precision}, at most {c.per_dataset_cap} examples per dataset per epoch
-  (other caps: {", ".join(f"{k} {v}" for k, v in sorted(c.dataset_caps.items())) or "none"}),
+  (other caps: {caps}; drawn whole several times: {repeats}),
   seed {c.seed}. Best dev epoch: {result.best_epoch} ({result.stop_reason}).
 
 ## Data (train split sizes; splits are frozen by a hash of each text: 80/10/10)

@@ -91,13 +91,14 @@ def base_datasets(settings: Settings) -> list[Dataset]:
 
 def round_config(settings: Settings, feedback_examples: int, run_id: int) -> TrainConfig:
     """A retrain's recipe: all the feedback each epoch, and the base sets as replay against
-    forgetting, every one at `retrain_base_cap` (the full training's larger cap for the
-    finance tweets would make a round long and tweet-heavy)."""
+    forgetting, every one at `retrain_base_cap` (the full training's repeated finance tweets
+    would make a round long and tweet-heavy)."""
     return replace(
         TrainConfig(encoder=settings.encoder),
         epochs=settings.retrain_epochs,
         per_dataset_cap=settings.retrain_base_cap,
         dataset_caps={FEEDBACK_DATASET: feedback_examples},
+        dataset_repeats={},
         time_budget_s=settings.retrain_time_budget_s,
         seed=run_id,
     )

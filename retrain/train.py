@@ -3,12 +3,12 @@
 CPU-friendly by default: bfloat16 autocast where the CPU has it, each epoch draws at most
 `per_dataset_cap` training examples per dataset (so no dataset drowns the others, and
 large ones still contribute fresh rows every epoch), and batches group texts of similar
-length to waste little on padding. `dataset_caps` overrides the cap for named datasets:
-the finance tweets are drawn whole every epoch (they are the hardest sentiment set, and
-the large risk sets would otherwise outvote them) in a full training, and the retrain
-worker draws all of its feedback (its base sets are replay, all at one cap). The learning
-rate warms up over the first `warmup_share` of steps, then decays linearly to zero at the
-last epoch.
+length to waste little on padding. `dataset_caps` overrides the cap for named datasets
+(the retrain worker draws all of its feedback; its base sets are replay, all at one cap),
+and `dataset_repeats` draws a named dataset whole, that many times, every epoch: a full
+training sees the finance tweets twice per epoch (they are the hardest sentiment set, and
+the large sentiment and risk sets would otherwise outvote them). The learning rate warms
+up over the first `warmup_share` of steps, then decays linearly to zero at the last epoch.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class TrainConfig:
     trainable_layers: int = -1
     max_length: int = 64
     per_dataset_cap: int = 4000
-    dataset_caps: dict[str, int] = field(default_factory=lambda: {"twitter_financial_news": 8000})
+    dataset_caps: dict[str, int] = field(default_factory=dict)
+    dataset_repeats: dict[str, int] = field(default_factory=lambda: {"twitter_financial_news": 2})
     dev_cap: int = 300
     patience: int = 1
     seed: int = 13
@@ -191,24 +192,26 @@ def split_examples(datasets: Sequence[Dataset], split: str) -> dict[str, list[Ex
     return {d.name: [e for e in d.examples if split_of(e.text) == split] for d in datasets}
 
 
-def _draw_sizes(
-    pools: dict[str, list[Example]], cap: int, caps: dict[str, int] | None = None
-) -> dict[str, int]:
-    """How many examples an epoch draws from each pool: all of it, or its cap."""
-    return {name: min(len(pool), (caps or {}).get(name, cap)) for name, pool in pools.items()}
+def _draw_sizes(pools: dict[str, list[Example]], config: TrainConfig) -> dict[str, int]:
+    """How many examples an epoch draws from each pool: all of it, its cap, or all of it
+    `dataset_repeats` times."""
+    return {
+        name: len(pool) * config.dataset_repeats[name]
+        if name in config.dataset_repeats
+        else min(len(pool), config.dataset_caps.get(name, config.per_dataset_cap))
+        for name, pool in pools.items()
+    }
 
 
 def _sample(
-    pools: dict[str, list[Example]],
-    cap: int,
-    rng: random.Random,
-    caps: dict[str, int] | None = None,
+    pools: dict[str, list[Example]], sizes: dict[str, int], rng: random.Random
 ) -> list[Example]:
+    """`sizes[name]` examples of each pool: whole copies of it, then a random rest."""
     drawn: list[Example] = []
-    sizes = _draw_sizes(pools, cap, caps)
     for name in sorted(pools):
         pool = pools[name]
-        drawn += pool if sizes[name] == len(pool) else rng.sample(pool, sizes[name])
+        whole, rest = divmod(sizes[name], len(pool)) if pool else (0, 0)
+        drawn += pool * whole + rng.sample(pool, rest)
     return drawn
 
 
@@ -290,7 +293,9 @@ def train(
     loaded.model.freeze_encoder_below(config.trainable_layers)
 
     train_pools = split_examples(datasets, "train")
-    dev = _sample(split_examples(datasets, "dev"), config.dev_cap, random.Random(config.seed))
+    dev_pools = split_examples(datasets, "dev")
+    dev_sizes = {name: min(len(pool), config.dev_cap) for name, pool in dev_pools.items()}
+    dev = _sample(dev_pools, dev_sizes, random.Random(config.seed))
     dev_encoded = _encode(loaded, dev)
     loss_fn = MultiTaskLoss(_pos_weight([e for pool in train_pools.values() for e in pool]))
     heads = [*loaded.model.sentiment_head.parameters(), *loaded.model.risk_head.parameters()]
@@ -302,8 +307,8 @@ def train(
         ],
         weight_decay=0.01,
     )
-    drawn = sum(_draw_sizes(train_pools, config.per_dataset_cap, config.dataset_caps).values())
-    steps_per_epoch = -(-drawn // config.batch_size)
+    draw_sizes = _draw_sizes(train_pools, config)
+    steps_per_epoch = -(-sum(draw_sizes.values()) // config.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
         warmup_then_linear_decay(max(1, steps_per_epoch * config.epochs), config.warmup_share),
@@ -318,9 +323,7 @@ def train(
     bf16 = result.bf16 = uses_bf16(config.precision)
     for epoch in range(1, config.epochs + 1):
         epoch_start, phase = time.monotonic(), f"epoch {epoch}/{config.epochs}"
-        encoded = _encode(
-            loaded, _sample(train_pools, config.per_dataset_cap, rng, config.dataset_caps)
-        )
+        encoded = _encode(loaded, _sample(train_pools, draw_sizes, rng))
         train_loss = _run_epoch(
             loaded, encoded, loss_fn, optimizer, scheduler, config.batch_size, rng,
             functools.partial(report, phase), bf16,

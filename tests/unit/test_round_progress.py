@@ -37,7 +37,7 @@ def test_a_round_draws_all_its_feedback_and_every_base_set_at_the_base_cap() -> 
         "banking77": pool(50),
         FEEDBACK_DATASET: pool(720),
     }
-    assert _draw_sizes(pools, config.per_dataset_cap, config.dataset_caps) == {
+    assert _draw_sizes(pools, config) == {
         "twitter_financial_news": 40,
         "banking77": 40,
         FEEDBACK_DATASET: 720,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 
@@ -11,6 +12,7 @@ from retrain.datasets.base import Example
 from retrain.evaluate import evaluate_examples, predictor_for
 from retrain.train import (
     TrainConfig,
+    _draw_sizes,
     _sample,
     split_examples,
     train,
@@ -48,16 +50,23 @@ def _pool(name: str, n: int) -> list[Example]:
     return [Example(f"{name} {i}", name, "news", "neutral") for i in range(n)]
 
 
-def test_default_caps_draw_the_finance_tweets_whole() -> None:
+def test_default_recipe_draws_the_finance_tweets_twice_and_caps_the_rest() -> None:
     config = TrainConfig()
     pools = {
         "twitter_financial_news": _pool("twitter_financial_news", 7000),
         "davidson": _pool("davidson", 9000),
+        "uci_yelp": _pool("uci_yelp", 800),
     }
-    drawn = _sample(pools, config.per_dataset_cap, random.Random(0), config.dataset_caps)
-    names = [e.dataset for e in drawn]
-    assert names.count("twitter_financial_news") == 7000
-    assert names.count("davidson") == config.per_dataset_cap
+    drawn = _sample(pools, _draw_sizes(pools, config), random.Random(0))
+    names = Counter(e.dataset for e in drawn)
+    assert names == {
+        "twitter_financial_news": 14000,
+        "davidson": config.per_dataset_cap,
+        "uci_yelp": 800,
+    }
+    tweets = Counter(e.text for e in drawn if e.dataset == "twitter_financial_news")
+    assert set(tweets.values()) == {2}, "every tweet twice, none left out"
+    assert len({e.text for e in drawn if e.dataset == "davidson"}) == config.per_dataset_cap
 
 
 def test_the_dev_figures_of_an_epoch_are_those_of_the_kept_model() -> None:
