@@ -283,8 +283,12 @@ def train(
     datasets: Sequence[Dataset],
     progress: ProgressCallback | None = None,
     start_from: LoadedModel | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> TrainResult:
-    """Train (or fine-tune `start_from`) and keep the weights of the best dev epoch."""
+    """Train (or fine-tune `start_from`) and keep the weights of the best dev epoch.
+
+    `on_epoch` hears each epoch's figures as soon as its dev pass ends (a long run's log
+    then shows them as it goes, not only at the end)."""
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
@@ -336,6 +340,8 @@ def train(
             dev_metrics.risk_macro_f1, time.monotonic() - epoch_start,
         )  # fmt: skip
         result.history.append(stats)
+        if on_epoch is not None:
+            on_epoch(stats)
         if stats.dev_score > best_score:
             best_score, best_state, waited = (
                 stats.dev_score,

@@ -87,6 +87,7 @@ def seed_model_dir(models_dir: Path) -> Path:
         env={"TONEWATCH_MODELS_DIR": str(models_dir)},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "epoch 1/1: train loss" in result.stdout, "each epoch's figures are printed"
     (folder,) = [p for p in models_dir.iterdir() if (p / "spec.json").exists()]
     return folder
 

@@ -11,6 +11,7 @@ from retrain.datasets import seed
 from retrain.datasets.base import Example
 from retrain.evaluate import evaluate_examples, predictor_for
 from retrain.train import (
+    EpochStats,
     TrainConfig,
     _draw_sizes,
     _sample,
@@ -70,10 +71,13 @@ def test_default_recipe_draws_the_finance_tweets_twice_and_caps_the_rest() -> No
 
 
 def test_the_dev_figures_of_an_epoch_are_those_of_the_kept_model() -> None:
-    """Dev loss and dev metrics come from one pass; the metrics match a fresh evaluation."""
+    """Dev loss and dev metrics come from one pass; the metrics match a fresh evaluation,
+    and `on_epoch` hears them."""
     seed_set = seed.load()
     config = TrainConfig(epochs=1, trainable_layers=0, dev_cap=10_000, precision="fp32")
-    result = train(config, [seed_set])
+    heard: list[EpochStats] = []
+    result = train(config, [seed_set], on_epoch=heard.append)
+    assert heard == result.history
     dev = split_examples([seed_set], "dev")["seed"]
     fresh = evaluate_examples("dev", dev, predictor_for(result.model))
     (epoch,) = result.history

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from retrain.datasets.base import Dataset
+    from retrain.train import EpochStats
     from storage.model_registry import ModelVersion
 
 app = typer.Typer(help="Train, evaluate and export the sentiment + risk model.")
@@ -62,18 +63,19 @@ def _load_datasets(settings: Settings, names: list[str], quiet: bool = False) ->
     return loaded
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def _metrics_table(metrics: dict) -> Table:  # type: ignore[type-arg]
     table = Table(title="test split, per dataset")
     for column in ("dataset", "n", "sent. acc", "sent. macro-F1", "ECE", "risk macro-F1"):
         table.add_column(column, justify="right" if column != "dataset" else "left")
 
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:.3f}"
-
     for m in metrics.values():
         table.add_row(
-            m.dataset, str(m.examples), fmt(m.sentiment_accuracy), fmt(m.sentiment_macro_f1),
-            fmt(m.sentiment_ece), fmt(m.risk_macro_f1),
+            m.dataset, str(m.examples), _fmt(m.sentiment_accuracy), _fmt(m.sentiment_macro_f1),
+            _fmt(m.sentiment_ece), _fmt(m.risk_macro_f1),
         )  # fmt: skip
     return table
 
@@ -115,7 +117,12 @@ def train_command(
         **{k: v for k, v in overrides.items() if v is not None},
     )
     with progress_bar(console) as progress:
-        result = train(config, loaded, progress=PhaseProgress(progress))
+        result = train(
+            config, loaded, progress=PhaseProgress(progress),
+            on_epoch=lambda stats: progress.console.print(
+                _epoch_line(stats, config.epochs), soft_wrap=True
+            ),
+        )  # fmt: skip
         task = progress.add_task("test split", total=None)
         test = split_examples([*loaded, *held_out], "test")
         metrics = evaluate(test, predictor_for(result.model))
@@ -125,6 +132,14 @@ def train_command(
     console.print(_metrics_table(metrics))
     console.print(f"[green]✓[/] model saved in {folder} ({result.stop_reason})")
     console.print(f"  card: {folder / 'MODEL_CARD.md'}; plots: confusion.png, training_curve.png")
+
+
+def _epoch_line(stats: EpochStats, epochs: int) -> str:
+    return (
+        f"epoch {stats.epoch}/{epochs}: train loss {stats.train_loss:.4f}, dev loss "
+        f"{stats.dev_loss:.4f}, dev macro-F1 sentiment {_fmt(stats.dev_sentiment_macro_f1)} "
+        f"/ risk {_fmt(stats.dev_risk_macro_f1)} ({stats.seconds:.0f} s)"
+    )
 
 
 @app.command("eval")
@@ -424,9 +439,6 @@ def _history_table(name: str, rows: list[ModelVersion], serving: int | None) -> 
     for column in columns:
         table.add_column(column)
 
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:.3f}"
-
     for row in rows:
         gold = {k: v for k, v in row.metrics.items() if k != "feedback"}
         feedback = row.metrics.get("feedback", {})
@@ -437,8 +449,8 @@ def _history_table(name: str, rows: list[ModelVersion], serving: int | None) -> 
         )
         table.add_row(
             f"{row.version if row.version is not None else '-'}{marker}", row.trained_id,
-            row.status, fmt(_mean(gold, "sentiment_macro_f1")), fmt(_mean(gold, "sentiment_ece")),
-            fmt(feedback.get("sentiment_macro_f1")), row.reason or "",
+            row.status, _fmt(_mean(gold, "sentiment_macro_f1")), _fmt(_mean(gold, "sentiment_ece")),
+            _fmt(feedback.get("sentiment_macro_f1")), row.reason or "",
             f"{row.created_at:%Y-%m-%d %H:%M}", f"{row.updated_at:%Y-%m-%d %H:%M}",
         )  # fmt: skip
     return table
