@@ -19,6 +19,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 import torch
@@ -53,6 +54,16 @@ class TrainConfig:
     # "auto" trains under bfloat16 autocast where the CPU has native bf16 (AMX or
     # AVX512-BF16: a training step twice as fast here); "fp32" forces full precision.
     precision: str = "auto"
+
+
+# `full` (the defaults above) makes the README's figures: 83 min on 2 cores without bf16.
+# `quick` is `tonewatch model train`'s default and what a first `tonewatch demo` trains, so
+# a fresh machine shows alerts in minutes (13 on those cores): two epochs of at most 1,000
+# rows per dataset, the finance tweets drawn like the rest.
+RECIPES: Final[dict[str, TrainConfig]] = {
+    "full": TrainConfig(),
+    "quick": TrainConfig(epochs=2, per_dataset_cap=1000, dataset_repeats={}),
+}
 
 
 def uses_bf16(precision: str) -> bool:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,12 +84,14 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def seed_model_dir(models_dir: Path) -> Path:
     """A real model trained by `tonewatch model train` on the project's own seed set (brief)."""
     result = run_cli(
-        "model", "train", "--datasets", "seed", "--epochs", "1", "--trainable-layers", "1",
-        env={"TONEWATCH_MODELS_DIR": str(models_dir)},
+        "model", "train", "--recipe", "quick", "--datasets", "seed", "--epochs", "1",
+        "--trainable-layers", "1", env={"TONEWATCH_MODELS_DIR": str(models_dir)},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "epoch 1/1: train loss" in result.stdout, "each epoch's figures are printed"
     (folder,) = [p for p in models_dir.iterdir() if (p / "spec.json").exists()]
+    config = json.loads((folder / "training.json").read_text())["config"]
+    assert (config["per_dataset_cap"], config["epochs"]) == (1000, 1), "recipe, then options"
     return folder
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from typing import get_args
 
 import pytest
 
@@ -11,6 +12,7 @@ from retrain.datasets import seed
 from retrain.datasets.base import Example
 from retrain.evaluate import evaluate_examples, predictor_for
 from retrain.train import (
+    RECIPES,
     EpochStats,
     TrainConfig,
     _draw_sizes,
@@ -20,6 +22,7 @@ from retrain.train import (
     uses_bf16,
     warmup_then_linear_decay,
 )
+from tonewatch.commands.model import Recipe
 
 
 def test_learning_rate_warms_up_then_decays_to_zero() -> None:
@@ -68,6 +71,27 @@ def test_default_recipe_draws_the_finance_tweets_twice_and_caps_the_rest() -> No
     tweets = Counter(e.text for e in drawn if e.dataset == "twitter_financial_news")
     assert set(tweets.values()) == {2}, "every tweet twice, none left out"
     assert len({e.text for e in drawn if e.dataset == "davidson"}) == config.per_dataset_cap
+
+
+def test_the_cli_offers_exactly_the_recipes() -> None:
+    assert set(get_args(Recipe)) == set(RECIPES)
+    assert RECIPES["full"] == TrainConfig(), "the full recipe is the defaults"
+
+
+def test_the_quick_recipe_draws_every_set_at_its_smaller_cap_and_repeats_nothing() -> None:
+    quick, full = RECIPES["quick"], RECIPES["full"]
+    pools = {
+        "twitter_financial_news": _pool("twitter_financial_news", 7000),
+        "davidson": _pool("davidson", 9000),
+        "uci_yelp": _pool("uci_yelp", 800),
+    }
+    sizes = _draw_sizes(pools, quick)
+    assert sizes == {"twitter_financial_news": 1000, "davidson": 1000, "uci_yelp": 800}
+    drawn = _sample(pools, sizes, random.Random(0))
+    assert len({e.text for e in drawn}) == len(drawn), "no example drawn twice"
+    # Fewer epochs of fewer rows: under a sixth of the full recipe's examples.
+    total = sum(sizes.values()) * quick.epochs
+    assert total * 6 < sum(_draw_sizes(pools, full).values()) * full.epochs
 
 
 def test_the_dev_figures_of_an_epoch_are_those_of_the_kept_model() -> None:

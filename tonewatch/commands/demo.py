@@ -55,8 +55,11 @@ def demo_command(
         trained = versions.latest(settings.trained_models)
         console.print(f"reusing the trained model {trained.name}")
     except FileNotFoundError:
-        console.print("no trained model yet: training one (the first run only)")
-        train_command()
+        console.print(
+            "no trained model yet: training the quick recipe (the first run only; "
+            "`tonewatch model train --recipe full` makes the full one)"
+        )
+        train_command(recipe="quick")
     served = ensure_model_served(settings)
     console.print(f"[green]✓[/] Triton serves {settings.triton_model_name} v{served}")
 
@@ -140,7 +143,7 @@ def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
     alerts = asyncio.run(recorded())
     ledger = reconcile(workload.expected, alerts)
     table = Table(title=f"planted incidents of {tenant} and the alerts they raised")
-    for column in ("incident", "subject", "expected alerts", "raised"):
+    for column in ("incident", "subject", "expected alerts", "also raised on it"):
         table.add_column(column)
     for incident in workload.incidents:
         raised = {

@@ -34,6 +34,8 @@ DatasetsOption = Annotated[
     typer.Option(help="Comma-separated dataset names (default: all available, seed included)."),
 ]
 ModelOption = Annotated[str, typer.Option("--model", help="`latest`, a version id or a path.")]
+# The names of retrain.train.RECIPES, spelled here so the CLI starts without importing torch.
+Recipe = Literal["full", "quick"]
 
 
 def _dataset_names(settings: Settings, names: str | None, training: bool) -> list[str]:
@@ -82,6 +84,9 @@ def _metrics_table(metrics: dict) -> Table:  # type: ignore[type-arg]
 
 @app.command("train")
 def train_command(
+    recipe: Annotated[
+        Recipe, typer.Option(help="quick: minutes on 2 cores; full: the README's figures (~1.5 h).")
+    ] = "quick",
     datasets: DatasetsOption = None,
     epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping).")] = None,
     trainable_layers: Annotated[
@@ -97,7 +102,7 @@ def train_command(
     """Train a new version on the datasets' train splits; evaluate it on their test splits."""
     from retrain.datasets import EVALUATION_ONLY
     from retrain.evaluate import evaluate, predictor_for
-    from retrain.train import TrainConfig, split_examples, train
+    from retrain.train import RECIPES, split_examples, train
     from retrain.versions import new_version_id, save_version
 
     settings = Settings()
@@ -107,13 +112,14 @@ def train_command(
     evaluation_only = [] if datasets else sorted(EVALUATION_ONLY)
     everything = _dataset_names(settings, None, training=False)
     held_out = _load_datasets(settings, [n for n in evaluation_only if n in everything])
-    # Unset options keep TrainConfig's defaults: they are defined there, once.
+    # Unset options keep the recipe's values: they are defined there, once.
     overrides: dict[str, Any] = {
         "epochs": epochs, "trainable_layers": trainable_layers, "max_length": max_length,
         "per_dataset_cap": per_dataset_cap, "seed": seed, "time_budget_s": time_budget_s,
     }  # fmt: skip
     config = dataclasses.replace(
-        TrainConfig(encoder=settings.encoder),
+        RECIPES[recipe],
+        encoder=settings.encoder,
         **{k: v for k, v in overrides.items() if v is not None},
     )
     with progress_bar(console) as progress:
