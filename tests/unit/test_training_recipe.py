@@ -54,13 +54,15 @@ def _pool(name: str, n: int) -> list[Example]:
     return [Example(f"{name} {i}", name, "news", "neutral") for i in range(n)]
 
 
+def _mix() -> dict[str, list[Example]]:
+    """The tweets, a set larger than the caps and one smaller than them."""
+    sizes = {"twitter_financial_news": 7000, "davidson": 9000, "uci_yelp": 800}
+    return {name: _pool(name, n) for name, n in sizes.items()}
+
+
 def test_default_recipe_draws_the_finance_tweets_twice_and_caps_the_rest() -> None:
     config = TrainConfig()
-    pools = {
-        "twitter_financial_news": _pool("twitter_financial_news", 7000),
-        "davidson": _pool("davidson", 9000),
-        "uci_yelp": _pool("uci_yelp", 800),
-    }
+    pools = _mix()
     drawn = _sample(pools, _draw_sizes(pools, config), random.Random(0))
     names = Counter(e.dataset for e in drawn)
     assert names == {
@@ -80,11 +82,7 @@ def test_the_cli_offers_exactly_the_recipes() -> None:
 
 def test_the_quick_recipe_draws_every_set_at_its_smaller_cap_and_repeats_nothing() -> None:
     quick, full = RECIPES["quick"], RECIPES["full"]
-    pools = {
-        "twitter_financial_news": _pool("twitter_financial_news", 7000),
-        "davidson": _pool("davidson", 9000),
-        "uci_yelp": _pool("uci_yelp", 800),
-    }
+    pools = _mix()
     sizes = _draw_sizes(pools, quick)
     assert sizes == {"twitter_financial_news": 1000, "davidson": 1000, "uci_yelp": 800}
     drawn = _sample(pools, sizes, random.Random(0))
