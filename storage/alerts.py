@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import connection_errors
+from storage.db import commit_time, connection_errors
 from storage.tables import AlertRow
 from tonewatch.contracts import SEVERITIES, Alert
 
@@ -62,6 +62,16 @@ async def recent(
         async with engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
     return [Alert.model_validate(dict(row)) for row in rows]
+
+
+async def committed_at(engine: AsyncEngine, tenant: str) -> dict[str, datetime]:
+    """When each of a tenant's alerts was committed (dedup key -> time); for benchmarks."""
+    query = select(AlertRow.dedup_key, commit_time(AlertRow.__tablename__)).where(
+        AlertRow.tenant == tenant
+    )
+    with connection_errors():
+        async with engine.connect() as conn:
+            return {key: at for key, at in (await conn.execute(query)).all()}
 
 
 async def tenants_since(engine: AsyncEngine, since: datetime) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -60,6 +61,13 @@ def psycopg_url(database_url: str) -> sa.URL:
     if url.get_backend_name() in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     return url
+
+
+def commit_time(table: str) -> sa.ColumnElement[datetime]:
+    """When a row of `table` was committed: Postgres's commit timestamp of the transaction
+    that wrote it (needs `track_commit_timestamp`, which `services up` and compose set)."""
+    xmin: sa.ColumnElement[int] = sa.literal_column(f"{table}.xmin")
+    return sa.func.pg_xact_commit_timestamp(xmin, type_=sa.DateTime(timezone=True))
 
 
 @contextmanager

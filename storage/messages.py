@@ -12,7 +12,7 @@ from sqlalchemy import Row, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.db import connection_errors
+from storage.db import commit_time, connection_errors
 from storage.tables import Message, Prediction
 from tonewatch.contracts import InputMessage, Origin, ScoredMessage
 
@@ -62,7 +62,9 @@ async def find(engine: AsyncEngine, keys: Collection[Key]) -> dict[Key, ScoredMe
 
 async def stored_at(engine: AsyncEngine, tenant: str) -> dict[str, datetime]:
     """When each of a tenant's messages was committed (message id -> time); for benchmarks."""
-    query = select(Message.message_id, Message.received_at).where(Message.tenant == tenant)
+    query = select(Message.message_id, commit_time(Message.__tablename__)).where(
+        Message.tenant == tenant
+    )
     with connection_errors():
         async with engine.connect() as conn:
             rows = (await conn.execute(query)).all()

@@ -4,8 +4,9 @@ Decisions depend only on the messages (their order, timestamps and scores), neve
 wall clock, so reprocessing after a crash or a rebalance makes the same alerts with the
 same dedup keys, and the sinks drop the copies.
 
-- `message_risk`: one message with a risk probability over the threshold (per entity and
-  risk, then quiet for the cooldown). In chats, churn and toxicity escalate instead.
+- `message_risk`: one message with a risk probability over the threshold, naming every risk
+  over it (per entity, then quiet for the cooldown whatever the risk). In chats, churn and
+  toxicity escalate instead.
 - `volume_spike`, `negative_spike`, `sentiment_shift`: the open window against the
   entity's baseline, once the baseline has enough windows and the window enough messages.
   A fall in net sentiment that comes with a negative spike is that spike, not a shift.
@@ -156,12 +157,13 @@ def message_risk(
         for risk, p in scored.risks.items()
         if p >= config.risk_threshold
         and not (message.source == "chats" and risk in ESCALATION_RISKS)
-        and (state is None or not _cooling(state, f"message_risk:{risk}", ts, config))
     }
-    if not risks:
+    # One alert per entity and cooldown, whatever the risk: the next messages of a fraud
+    # story name legal trouble too, and a second alert on the same story is noise.
+    if not risks or (state is not None and _cooling(state, "message_risk", ts, config)):
         return []
     if state is not None:
-        state.last_alert |= {f"message_risk:{risk}": ts for risk in risks}
+        state.last_alert["message_risk"] = ts
     top = max(risks.values())
     severity: Severity = "high" if top >= 0.95 else "medium"
     if severity == "high" and SEVERE_RISKS & risks.keys():

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Final, Literal, get_args
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber, TopicAlreadyExistsError
 from aiokafka.structs import RecordMetadata
@@ -137,6 +137,36 @@ async def publish(
             log.warning("the producer lost its sequence (aiokafka#1017); renewing it")
         await producer.renew(seen)
         raise
+
+
+async def record_keys(settings: Settings, base: Source | Output) -> list[bytes | None]:
+    """The key of every record on one of the pipeline's topics, from its start to its end at
+    the time of the call, repeats included (for ledgers that count them)."""
+    topic = topic_name(settings, base)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    parts = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+    if not parts:  # no such topic: nothing on it
+        return []
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    try:
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        keys: list[bytes | None] = []
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            batch = await consumer.getmany(*parts, timeout_ms=500)
+            keys += [record.key for records in batch.values() for record in records]
+        return keys
+    finally:
+        await consumer.stop()
 
 
 async def delete_topics(settings: Settings) -> list[str]:

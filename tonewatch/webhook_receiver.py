@@ -116,15 +116,20 @@ class InMemoryEventStore:
 
     max_ids: int = 100_000
     events: list[ReceivedEvent] = field(default_factory=list)
-    duplicates: int = 0  # deliveries of an id already accepted: dropped, answered 200
+    repeats: list[str] = field(default_factory=list)
+    """Ids of deliveries of an event already accepted: dropped, answered 200."""
     _ids: OrderedDict[str, None] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def duplicates(self) -> int:
+        return len(self.repeats)
+
     def is_duplicate(self, event_id: str) -> bool:
-        """True (and counted) if an event with this id was accepted already."""
+        """True (and kept in `repeats`) if an event with this id was accepted already."""
         with self._lock:
             if event_id in self._ids:
-                self.duplicates += 1
+                self.repeats.append(event_id)
                 return True
             return False
 
@@ -138,6 +143,11 @@ class InMemoryEventStore:
     def ids(self) -> list[str]:
         with self._lock:
             return [event.id for event in self.events]
+
+    def deliveries(self) -> list[str]:
+        """The id of every delivery, accepted or repeated."""
+        with self._lock:
+            return [*(event.id for event in self.events), *self.repeats]
 
 
 def create_receiver(

@@ -4,12 +4,11 @@ them broken) under steady load."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from inference.serving import serve_version, served_version
 from storage import tables
@@ -17,12 +16,15 @@ from tests.faults.conftest import RunFactory, load_models, ready_models
 from tests.faults.harness import FaultRun
 from tests.faults.proxy import TcpProxy
 from tests.integration.api_harness import free_port
-from tests.integration.pipeline_harness import eventually, predictions
+from tests.integration.pipeline_harness import eventually
+from tests.integration.traffic import traffic
 from tonewatch import services
 from tonewatch.config import Settings
 from tonewatch.workers import worker_statuses
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STUB_MISS = "RISK_MISS = 0.02\n"  # the stub's score of a risk that its text does not name
 
 
 async def scrape(port: int) -> dict[str, float]:
@@ -138,35 +140,52 @@ async def test_a_slow_triton_keeps_calls_in_flight_bounded_without_rebalancing(
 async def test_model_versions_swapped_under_load_fail_no_inference(
     settings: Settings, fault_run: RunFactory, figures: dict[str, object]
 ) -> None:
-    """Version 2 replaces version 1 while messages flow; then a version 3 that cannot load
-    is tried, and version 2 goes on serving."""
+    """Version 2, whose scores differ, replaces version 1 while messages flow; then a version
+    3 that cannot load is tried, and version 2 goes on serving. Failed inferences are counted
+    by callers with retries off (the workers retry, which would hide them)."""
     run = fault_run(seed=17, messages=1500, rate=40.0)
     await run.start()
     model_dir = settings.model_repository.resolve() / run.model
-    shutil.copytree(model_dir / "1", model_dir / "2")
+    stub = (model_dir / "1" / "model.py").read_text()
+    assert STUB_MISS in stub
+    (model_dir / "2").mkdir()
+    (model_dir / "2" / "model.py").write_text(stub.replace(STUB_MISS, "RISK_MISS = 0.03\n"))
     (model_dir / "3").mkdir()
     (model_dir / "3" / "model.py").write_text("raise RuntimeError('a broken export')\n")
+    texts = [m.text for m in run.workload.messages[:8]]
     run.send()
     await run.until_stored(300, timeout_s=120)
-    async with run.fault():
-        await asyncio.to_thread(serve_version, settings, run.model, 2)
-    await run.until_stored(800, timeout_s=120)
-    async with run.fault():
-        with pytest.raises(Exception, match="3"):
-            await asyncio.to_thread(serve_version, settings, run.model, 3)
-        assert served_version(settings.triton_grpc_url, run.model) == 2
+    async with traffic(settings, run.model, texts, tasks=2) as seen:
+        async with run.fault():
+            await asyncio.to_thread(serve_version, settings, run.model, 2)
+        swapped = time.monotonic()
+        await run.until_stored(800, timeout_s=120)
+        async with run.fault():
+            with pytest.raises(Exception, match="3"):
+                await asyncio.to_thread(serve_version, settings, run.model, 3)
+            assert served_version(settings.triton_grpc_url, run.model) == 2
+        await seen.more()
     ledger = await run.finish()
-    async with run.engine.connect() as conn:
-        failed = (
-            await conn.execute(
-                select(func.count())
-                .select_from(tables.DeadLetterRow)
-                .where(tables.DeadLetterRow.topic.like(f"{run.settings.kafka_topic_prefix}%"))
-            )
-        ).scalar_one()
-    versions = {version for _, version in await predictions(run.engine, run.tenant)}
-    figures.update(ledger.as_dict(), failed_inferences=failed, versions=sorted(versions))
+    misses = await risk_values(run)
+    figures.update(ledger.as_dict(), failed_inferences=len(seen.failures),
+                   versions=sorted(misses))  # fmt: skip
 
-    assert failed == 0
-    assert versions == {"1", "2"}
+    assert seen.failures == []
+    assert seen.versions_since(swapped) == {"2"}
+    # The stored scores show the change of version: each version's own "no risk" score.
+    assert {version: min(values) for version, values in misses.items()} == {"1": 0.02, "2": 0.03}
     ledger.assert_intact()
+
+
+async def risk_values(run: FaultRun) -> dict[str, set[float]]:
+    """The risk probabilities of the run's stored predictions, by model version."""
+    async with run.engine.connect() as conn:
+        rows = await conn.execute(
+            select(tables.Prediction.model_version, tables.Prediction.risks)
+            .join(tables.Message)
+            .where(tables.Message.tenant == run.tenant)
+        )
+        found: dict[str, set[float]] = {}
+        for version, risks in rows:
+            found.setdefault(version, set()).update(round(p, 3) for p in risks.values())
+    return found

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage import alerts as alert_store
 from storage import tables
 from storage.db import migrate
-from streams.generator import Workload
+from streams.generator import ExpectedAlert, Workload
 from streams.topics import (
     delete_topics,
     ensure_topics,
@@ -29,9 +29,8 @@ from streams.topics import (
     topic_name,
 )
 from tonewatch import workers
-from tonewatch.bench.ledger import LedgerReport, reconcile
 from tonewatch.config import Settings
-from tonewatch.contracts import Source
+from tonewatch.contracts import Alert, Source
 from tonewatch.services.process import ManagedProcess
 from tonewatch.workers import start_worker
 
@@ -164,18 +163,22 @@ async def consume(settings: Settings, topic: str, until: Callable[[list[Any]], b
     return records
 
 
-async def settled_ledger(engine: AsyncEngine, workload: Workload) -> LedgerReport:
-    """The ledger once every expected alert is in Postgres (or 30 s have passed).
+async def settled_alerts(engine: AsyncEngine, workload: Workload) -> list[Alert]:
+    """The tenant's alerts once every expected one is in Postgres (or 30 s have passed).
 
     Alerts of a batch are written just after its messages, so counting messages alone is
     not enough to know that the last alerts have landed.
     """
     tenant = workload.messages[0].tenant
 
-    async def ledger() -> LedgerReport:
-        return reconcile(workload.expected, await alert_store.recent(engine, tenant, limit=None))
+    async def alerts() -> list[Alert]:
+        return await alert_store.recent(engine, tenant, limit=None)
+
+    def complete(found: list[Alert]) -> bool:
+        raised = {ExpectedAlert(a.tenant, a.source, a.entity or "", a.kind) for a in found}
+        return workload.expected <= raised
 
     try:
-        return await eventually(ledger, lambda report: report.lost == 0, timeout_s=30)
+        return await eventually(alerts, complete, timeout_s=30)
     except AssertionError:
-        return await ledger()
+        return await alerts()

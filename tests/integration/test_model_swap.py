@@ -17,9 +17,8 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,6 @@ import tritonclient.grpc as grpcclient
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inference.client import TritonClassifier
 from inference.model import load_model
 from inference.repository import (
     ServingConfig,
@@ -52,6 +50,7 @@ from storage.tables import ModelVersionRow
 from streams.topics import ensure_topics
 from tests.integration.conftest import ROOT, ModelFactory, run_cli
 from tests.integration.pipeline_harness import consume
+from tests.integration.traffic import traffic
 from tonewatch.config import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -88,63 +87,13 @@ def swap_model(settings: Settings, seed_model_dir: Path) -> Iterator[SwapModel]:
         shutil.rmtree(repository / name, ignore_errors=True)
 
 
-@dataclass
-class Traffic:
-    """Responses (start, version) and failures of classify calls running in a loop."""
-
-    responses: list[tuple[float, str]] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    def versions_since(self, started: float) -> set[str]:
-        return {version for t, version in self.responses if t >= started}
-
-    async def until(self, condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            assert time.monotonic() < deadline, f"traffic stalled: {self.failures[:3]}"
-            await asyncio.sleep(0.05)
-
-    async def more(self, n: int = 20) -> None:
-        """Wait for `n` more responses."""
-        target = len(self.responses) + n
-        await self.until(lambda: len(self.responses) >= target)
-
-
-@asynccontextmanager
-async def traffic(settings: Settings, name: str, tasks: int = 8) -> AsyncIterator[Traffic]:
-    """`tasks` concurrent callers classifying in a loop; no retries, so every Triton error
-    counts as a failed request."""
-    seen = Traffic()
-    stop = asyncio.Event()
-    classifier = TritonClassifier(settings.triton_grpc_url, name, timeout_s=30.0, retries=0)
-
-    async def caller(i: int) -> None:
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                predictions = await classifier.classify(TEXTS[: 1 + i % len(TEXTS)])
-            except Exception as exc:  # every kind of failure is what we count
-                seen.failures.append(f"{type(exc).__name__}: {exc}")
-                continue
-            seen.responses += [(started, p.model_version) for p in predictions]
-
-    running = [asyncio.create_task(caller(i)) for i in range(tasks)]
-    try:
-        await seen.more(tasks)  # traffic flows before anything changes
-        yield seen
-    finally:
-        stop.set()
-        await asyncio.gather(*running)
-        await classifier.close()
-
-
 @pytest.mark.reliability("F6")
 async def test_a_new_version_is_served_under_traffic_without_a_failed_request(
     settings: Settings, swap_model: SwapModel
 ) -> None:
     name = swap_model.name
     await asyncio.to_thread(serve_version, settings, name, 1)
-    async with traffic(settings, name) as seen:
+    async with traffic(settings, name, TEXTS) as seen:
         await asyncio.to_thread(serve_version, settings, name, 2)
         swapped = time.monotonic()
         await seen.more()
@@ -166,7 +115,7 @@ async def test_a_broken_version_fails_to_load_and_the_champion_keeps_serving(
     shutil.copytree(folder / "1", folder / str(broken))
     (folder / str(broken) / "model.onnx").write_bytes(b"\x08\x07 not a protobuf")
     try:
-        async with traffic(settings, name) as seen:
+        async with traffic(settings, name, TEXTS) as seen:
             with pytest.raises(ServingError, match=f"version {broken} did not load") as failed:
                 await asyncio.to_thread(serve_version, settings, name, broken, 60.0)
             failed_at = time.monotonic()
@@ -321,7 +270,7 @@ async def test_rollback_under_traffic_through_the_cli(
     assert previous.version == 1
 
     await ensure_topics(settings)
-    async with traffic(settings, name) as seen:
+    async with traffic(settings, name, TEXTS) as seen:
         started = time.monotonic()
         rolled = await asyncio.to_thread(run_cli, "model", "rollback", "--json", env=env)
         done = time.monotonic()

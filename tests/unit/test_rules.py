@@ -126,20 +126,22 @@ def test_a_window_alert_fires_once_per_window_and_then_cools_down() -> None:
     assert kinds(alerts).count("negative_spike") == 2
 
 
-def test_message_risk_over_the_threshold_with_a_cooldown_per_risk() -> None:
+def test_message_risk_over_the_threshold_once_per_entity_and_cooldown() -> None:
     fraud = [scored(i * 30, "negative", risks={"fraud": 0.97}) for i in range(3)]
-    legal = scored(100, "negative", risks={"legal_regulatory": 0.93})
-    later = scored(2000, "negative", risks={"fraud": 0.9})
+    legal = scored(100, "negative", risks={"legal_regulatory": 0.93})  # same story: quiet
+    later = scored(2000, "negative", risks={"fraud": 0.9, "legal_regulatory": 0.92})
     _, alerts = run([*fraud, legal, later])
     risk_alerts = [a for a in alerts if a.kind == "message_risk"]
     assert [a.evidence for a in risk_alerts] == [
         ["m" + fraud[0].message.id[1:]],
-        [legal.message.id],
         [later.message.id],
     ]
-    assert [a.severity for a in risk_alerts] == ["critical", "medium", "medium"]
+    assert [a.severity for a in risk_alerts] == ["critical", "medium"]
     assert risk_alerts[0].figures == {"p_fraud": 0.97}
+    assert risk_alerts[1].figures == {"p_fraud": 0.9, "p_legal_regulatory": 0.92}
     assert risk_alerts[0].dedup_key == f"acme-bank/news/$ACME/message_risk/{fraud[0].message.id}"
+    _, alerts = run([*fraud, legal, later], replace(CONFIG, cooldown_s=0))
+    assert kinds(alerts).count("message_risk") == 5
 
 
 def test_below_the_threshold_is_no_message_risk() -> None:

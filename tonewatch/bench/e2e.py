@@ -1,11 +1,15 @@
-"""`bench e2e`: the generator's stream through Kafka, a worker and Triton into Postgres/Redis.
+"""`bench e2e`: the generator's stream through Kafka, a worker and Triton into Postgres,
+Redis and the `alerts` topic.
 
 Each run gets topics, a consumer group and a tenant of its own, and a fresh worker. All
 messages are produced at once, as fast as Kafka takes them, so the worker is the bottleneck;
 throughput is messages over the time from the first send to the last commit in Postgres.
-Latencies are wall-clock times on this one machine:
+Latencies are wall-clock times on this one machine, to Postgres's commit timestamps (not to
+the worker's clock):
 - alert latency: from sending the message that tipped an alert to the alert's commit;
 - message latency: from sending a message to its commit with its prediction.
+The ledger (tonewatch.bench.ledger) reconciles what was sent and planted against Postgres,
+the tenant's Redis list and the `alerts` topic.
 """
 
 from __future__ import annotations
@@ -17,16 +21,24 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import alerts as alert_store
 from storage import messages as message_store
+from storage.cache import AlertCache
 from storage.db import create_engine, migrate
 from streams.generator import Workload
 from streams.replay import Pacer
-from streams.topics import delete_topics, ensure_topics, message_key, new_producer, topic_name
-from tonewatch.bench.ledger import reconcile
+from streams.topics import (
+    delete_topics,
+    ensure_topics,
+    message_key,
+    new_producer,
+    record_keys,
+    topic_name,
+)
+from tonewatch.bench.ledger import Ledger, Observed, reconcile
+from tonewatch.bench.stats import percentile
 from tonewatch.config import Settings
 from tonewatch.contracts import Alert
 from tonewatch.workers import isolated as pipeline_settings
@@ -41,22 +53,16 @@ class PipelineFigures:
     messages: int
     seconds: float
     throughput_msgs_per_s: float
-    p50_ms: float
-    p99_ms: float
-    message_p50_ms: float
-    message_p99_ms: float
-    expected: int
-    raised: int
-    lost: int
-    dup_alerts: int
-    unexpected: int
+    p50_ms: float | None
+    p99_ms: float | None
+    message_p50_ms: float | None
+    message_p99_ms: float | None
+    ledger: Ledger
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _percentile(values_ms: list[float], q: float) -> float:
-    return round(float(np.percentile(values_ms, q)), 1) if values_ms else float("nan")
+        figures = asdict(self) | self.ledger.as_dict()
+        del figures["ledger"]
+        return figures
 
 
 async def run_pipeline(
@@ -73,39 +79,43 @@ async def run_pipeline(
     await asyncio.to_thread(migrate, isolated.database_url)
     worker = await asyncio.to_thread(start_worker, isolated, isolated.worker_app_id)
     engine = create_engine(isolated)
+    cache = AlertCache.from_settings(isolated)
+    tenant = workload.messages[0].tenant
     try:
         sent_at = await _produce_all(isolated, workload, rate)
-        tenant = workload.messages[0].tenant
         stored = await _wait_stored(engine, tenant, len(workload.messages), timeout_s, on_progress)
         alerts = await _settled_alerts(engine, tenant)
+        committed = await alert_store.committed_at(engine, tenant)
+        listed = [a.dedup_key for a in await cache.recent(tenant, limit=None)]
+        published = [key.decode() for key in await record_keys(isolated, "alerts") if key]
     finally:
         await asyncio.to_thread(worker.stop)
+        await cache.close()
         await engine.dispose()
         await delete_topics(isolated)
     first_sent = min(sent_at.values())
     last_stored = max(stored.values()).timestamp()
     message_ms = [(stored[i].timestamp() - sent_at[i]) * 1000 for i in stored if i in sent_at]
     alert_ms = [
-        (alert.created_at.timestamp() - sent_at[alert.evidence[-1]]) * 1000
+        (committed[alert.dedup_key].timestamp() - sent_at[alert.evidence[-1]]) * 1000
         for alert in alerts
         if alert.evidence and alert.evidence[-1] in sent_at
     ]
-    ledger = reconcile(workload.expected, alerts)
+    observed = Observed(
+        produced=list(sent_at), stored=list(stored), alerts=alerts, redis=listed,
+        topic=[key for key in published if key.startswith(f"{tenant}/")],
+    )  # fmt: skip
     seconds = last_stored - first_sent
     return PipelineFigures(
         model=model_name,
         messages=len(stored),
         seconds=round(seconds, 2),
         throughput_msgs_per_s=round(len(stored) / seconds, 1),
-        p50_ms=_percentile(alert_ms, 50),
-        p99_ms=_percentile(alert_ms, 99),
-        message_p50_ms=_percentile(message_ms, 50),
-        message_p99_ms=_percentile(message_ms, 99),
-        expected=ledger.expected,
-        raised=ledger.raised,
-        lost=ledger.lost,
-        dup_alerts=ledger.dup_alerts,
-        unexpected=ledger.unexpected,
+        p50_ms=percentile(alert_ms, 50),
+        p99_ms=percentile(alert_ms, 99),
+        message_p50_ms=percentile(message_ms, 50),
+        message_p99_ms=percentile(message_ms, 99),
+        ledger=reconcile(workload.expected, observed),
     )
 
 

@@ -27,7 +27,11 @@ RELIABILITY_IDS: Final = (
 )
 REPORT_ENV: Final = "TONEWATCH_RELIABILITY_REPORT"
 ONLY_ENV: Final = "TONEWATCH_RELIABILITY_ONLY"
-COUNTS: Final = ("lost", "lost_messages", "dup_alerts", "dup_webhooks", "reprocessed")
+COUNTS: Final = (
+    "lost_messages", "missed_alerts", "dup_alerts_postgres", "dup_alerts_redis",
+    "dup_alerts_topic", "dup_webhooks", "reprocessed",
+)  # fmt: skip
+DUP_ALERTS: Final = ("dup_alerts_postgres", "dup_alerts_redis", "dup_alerts_topic")
 TIMINGS: Final = ("detect_s", "recover_s", "drain_s")
 PHASES: Final = ("before", "during", "after")
 
@@ -123,8 +127,9 @@ def summarize(rows: Iterable[dict[str, Any]], only: Sequence[str] = ()) -> list[
 
 
 COLUMNS: Final = (
-    "id", "verdict", "lost", "dup alerts", "dup webhooks", "reprocessed", "detect s",
-    "recover s", "drain s", "p99 ms before / during / after", "tests", "s",
+    "id", "verdict", "lost messages", "missed alerts", "dup alerts pg / redis / topic",
+    "dup webhooks", "reprocessed", "detect s", "recover s", "drain s",
+    "p99 ms before / during / after", "tests", "s",
 )  # fmt: skip
 
 
@@ -134,11 +139,13 @@ def cells(row: dict[str, Any], passed: str = "pass", failed: str = "FAIL") -> li
     def show(value: object) -> str:
         return "-" if value is None else str(value)
 
-    shown = ("lost", "dup_alerts", "dup_webhooks", "reprocessed", *TIMINGS)
     return [
         row["id"],
         passed if row["passed"] else failed,
-        *(show(row[name]) for name in shown),
+        show(row["lost_messages"]),
+        show(row["missed_alerts"]),
+        " / ".join(show(row[name]) for name in DUP_ALERTS),
+        *(show(row[name]) for name in ("dup_webhooks", "reprocessed", *TIMINGS)),
         " / ".join(show(row["p99_ms"][phase]) for phase in PHASES),
         str(len(row["tests"])),
         str(row["seconds"]),

@@ -111,16 +111,21 @@ def e2e_command(
     ] = 100.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON.")] = False,
 ) -> None:
-    """Generated stream -> Kafka -> worker -> Triton -> Postgres/Redis, with the real model
-    and with a constant-time stub model, beside Triton alone on the same texts.
+    """Generated stream -> Kafka -> worker -> Triton -> Postgres, Redis and the alerts topic,
+    with the real model and with a constant-time stub model, beside Triton alone on the same
+    texts.
 
-    Throughput comes from a burst (all messages at once); latency from a paced run at
-    --latency-rate, so that it is not the time spent queueing behind the burst."""
+    Throughput comes from a burst (all messages at once); latency, to the alert's commit in
+    Postgres, from a paced run at --latency-rate, so that it is not the time spent queueing
+    behind the burst. The ledger counts lost messages, missed and unexpected alerts and the
+    duplicates at each sink; with the real model, alert precision and recall against the
+    planted incidents."""
     from inference.stub import install_stub
     from streams.generator import generate
     from tonewatch import services
     from tonewatch.bench.e2e import run_pipeline
     from tonewatch.bench.inference import as_dict, run_triton
+    from tonewatch.bench.ledger import COUNTERS, combined
     from tonewatch.commands.model import ensure_model_served, load_into_triton
     from tonewatch.services.process import process_tree
     from tonewatch.services.triton import TritonService
@@ -166,6 +171,7 @@ def e2e_command(
 
     def figures(model: str) -> dict[str, object]:
         burst, paced = runs[model, False], runs[model, True]
+        ledger = combined([burst.ledger, paced.ledger]).as_dict()
         return {
             "messages": burst.messages,
             "throughput_msgs_per_s": burst.throughput_msgs_per_s,
@@ -173,8 +179,7 @@ def e2e_command(
             "p99_ms": paced.p99_ms,
             "message_p50_ms": paced.message_p50_ms,
             "message_p99_ms": paced.message_p99_ms,
-            "lost": burst.lost + paced.lost,
-            "dup_alerts": burst.dup_alerts + paced.dup_alerts,
+            **{name: ledger[name] for name in (*COUNTERS, "alert_precision", "alert_recall")},
             "burst": burst.as_dict(),
             "paced": paced.as_dict() | {"rate": latency_rate},
         }
@@ -193,8 +198,13 @@ def e2e_command(
         console.print(
             f"pipeline {real['throughput_msgs_per_s']}/s (Triton alone {alone.messages_per_s}/s,"
             f" stub model {stubbed['throughput_msgs_per_s']}/s) · alert p50 {real['p50_ms']} ms,"
-            f" p99 {real['p99_ms']} ms · lost {real['lost']}, dup_alerts {real['dup_alerts']}"
+            f" p99 {real['p99_ms']} ms · alert precision {real['alert_precision']},"
+            f" recall {real['alert_recall']}"
         )
+        for name, figures_of in (("model", real), ("stub model", stubbed)):
+            console.print(
+                f"{name}: " + ", ".join(f"{c} {figures_of[c]}" for c in COUNTERS), soft_wrap=True
+            )
     typer.echo(json.dumps(report, indent=2))
 
 

@@ -3,6 +3,10 @@
 Services up -> a model trained (or reused) and served -> a worker -> a generated stream with
 planted incidents replayed through Kafka -> the alerts printed as they land, checked against
 what was planted, and where to find them in Postgres and Redis.
+
+The check is the ledger of `bench e2e`: the demo exits 1, saying which, when a message was
+lost, a planted alert was missed or any sink holds a duplicate. Alerts nobody planted are
+shown (they are the model's false alarms, or its opinions) but do not fail the demo.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from tonewatch.contracts import Alert
 
 if TYPE_CHECKING:
     from streams.generator import Workload
+    from tonewatch.bench.ledger import Observed
 
 console = Console()
 
@@ -84,17 +89,27 @@ def demo_command(
         worker.stop()
 
     console.rule("[bold]5/5 result")
-    _summary(settings, workload, alerts)
+    failures = _summary(settings, workload, alerts)
+    if failures:
+        console.print(
+            f"[red]✗ the demo failed its ledger:[/] {'; '.join(failures)}", soft_wrap=True
+        )
+        raise typer.Exit(1)
+    console.print("[green]✓[/] nothing lost, nothing missed, nothing doubled")
 
 
 async def _replay_and_watch(
     settings: Settings, workload: Workload, rate: float, wait_s: float
 ) -> list[Alert]:
+    from storage import messages as message_store
     from storage.cache import AlertCache
+    from storage.db import create_engine
     from streams.replay import replay_messages
 
     tenant = workload.messages[0].tenant
+    total = len(workload.messages)
     cache = AlertCache.from_settings(settings)
+    engine = create_engine(settings)
     seen: list[Alert] = []
     expected_kinds = {(e.source, e.subject, e.kind) for e in workload.expected}
 
@@ -117,7 +132,8 @@ async def _replay_and_watch(
             )  # fmt: skip
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            if expected_kinds <= {(a.source, a.entity, a.kind) for a in seen}:
+            raised = expected_kinds <= {(a.source, a.entity, a.kind) for a in seen}
+            if raised and len(await message_store.stored_at(engine, tenant)) >= total:
                 await asyncio.sleep(2.0)  # a moment for stragglers
                 break
             await asyncio.sleep(0.5)
@@ -126,22 +142,18 @@ async def _replay_and_watch(
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await cache.close()
+        await engine.dispose()
     return seen
 
 
-def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
-    from storage import alerts as alert_store
-    from storage.db import connected
-    from tonewatch.bench.ledger import reconcile
+def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> list[str]:
+    """Print the planted incidents, the alerts and the ledger; returns the ledger's failures."""
+    from tonewatch.bench.ledger import COUNTERS, reconcile
 
     tenant = workload.messages[0].tenant
-
-    async def recorded() -> list[Alert]:
-        async with connected(settings) as engine:
-            return await alert_store.recent(engine, tenant, limit=None)
-
-    alerts = asyncio.run(recorded())
-    ledger = reconcile(workload.expected, alerts)
+    observed = asyncio.run(_observed(settings, workload, live))
+    alerts = observed.alerts
+    ledger = reconcile(workload.expected, observed)
     table = Table(title=f"planted incidents of {tenant} and the alerts they raised")
     for column in ("incident", "subject", "expected alerts", "also raised on it"):
         table.add_column(column)
@@ -155,10 +167,11 @@ def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
         table.add_row(incident.kind, incident.subject, marks, ", ".join(extra) or "")
     console.print(table)
     console.print(
-        f"expected {ledger.expected} · raised {ledger.raised} (live feed showed {len(live)}) · "
-        f"lost {ledger.lost} · dup_alerts {ledger.dup_alerts} · other alerts {ledger.unexpected}",
+        f"expected {ledger.expected_alerts} · raised {ledger.raised_alerts} · "
+        f"alert precision {ledger.alert_precision} · recall {ledger.alert_recall}",
         soft_wrap=True,
     )
+    console.print(", ".join(f"{name} {getattr(ledger, name)}" for name in COUNTERS), soft_wrap=True)
     host, port = settings.redis_url.split("//")[1].split("/")[0].split(":")
     console.print("\nWhere to look:")
     console.print(
@@ -177,6 +190,35 @@ def _summary(settings: Settings, workload: Workload, live: list[Alert]) -> None:
     )
     console.print(f"            {_demo_key(settings, tenant)}", soft_wrap=True, highlight=False)
     console.print("  Keep a worker running: `tonewatch worker`; replay more: `tonewatch replay`.")
+    return ledger.failures()
+
+
+async def _observed(settings: Settings, workload: Workload, live: list[Alert]) -> Observed:
+    """What the demo's tenant has at each sink: Postgres, the Redis list, the alerts topic
+    and the live feed (the Redis channel that the API's SSE stream relays)."""
+    from storage import alerts as alert_store
+    from storage import messages as message_store
+    from storage.cache import AlertCache
+    from storage.db import connected
+    from streams.topics import record_keys
+    from tonewatch.bench.ledger import Observed
+
+    tenant = workload.messages[0].tenant
+    cache = AlertCache.from_settings(settings)
+    try:
+        async with connected(settings) as engine:
+            alerts = await alert_store.recent(engine, tenant, limit=None)
+            stored = await message_store.stored_at(engine, tenant)
+        listed = await cache.recent(tenant, limit=None)
+    finally:
+        await cache.close()
+    published = [key.decode() for key in await record_keys(settings, "alerts") if key]
+    return Observed(
+        produced=[m.id for m in workload.messages], stored=list(stored), alerts=alerts,
+        redis=[a.dedup_key for a in listed],
+        topic=[key for key in published if key.startswith(f"{tenant}/")],
+        sse=[a.dedup_key for a in live],
+    )  # fmt: skip
 
 
 def _demo_key(settings: Settings, tenant: str) -> str:

@@ -136,6 +136,8 @@ class PostgresService(LocalService):
             "-c", f"listen_addresses={self.url.host or '127.0.0.1'}",
             "-c", "max_connections=200",
             "-c", "fsync=on",
+            # Benchmarks time an alert to its commit: pg_xact_commit_timestamp(xmin).
+            "-c", "track_commit_timestamp=on",
         ]  # fmt: skip
         return Launch(argv=argv, env={}, user=self._os_user())
 
