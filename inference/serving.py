@@ -201,9 +201,11 @@ def stage_candidate(
     serving: ServingConfig | None = None,
     texts: Sequence[str] = SMOKE_TEXTS,
     timeout_s: float = LOAD_TIMEOUT_S,
+    calibration: Sequence[str] = (),
 ) -> SmokeResult:
     """Export `model` as the throwaway `<name>__candidate`, load it, smoke-test it, and
     remove it again, whatever happened. No request to the served model ever reaches it.
+    `calibration`: as for `inference.repository.export`.
 
     Raises ServingError (SmokeTestFailed for wrong answers) when it fails.
     """
@@ -214,7 +216,9 @@ def stage_candidate(
     client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
     try:
         _discard(client, repository / name, timeout_s)  # what a killed round left
-        version = export(model, repository, name, serving, source="candidate")
+        version = export(
+            model, repository, name, serving, source="candidate", calibration=calibration
+        )
         _load(client, name, version, timeout_s)
         return smoke_test(settings.triton_grpc_url, name, version, texts)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS
 
 Probabilities = NDArray[np.float64]
 Predictor = Callable[[list[str]], tuple[Probabilities, Probabilities]]
+# One batch's (sentiment, risk) probabilities, in any float precision.
+BatchPredictor = Callable[[list[str]], tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]]
 
 
 @dataclass
@@ -39,8 +42,8 @@ class DatasetMetrics:
         return asdict(self)
 
 
-def predictor_for(loaded: LoadedModel, batch_size: int = 64) -> Predictor:
-    """Batched in-process prediction, texts sorted by length to keep padding small."""
+def batched(predict_batch: BatchPredictor, batch_size: int = 64) -> Predictor:
+    """`predict_batch` over length-sorted batches, to keep padding small."""
 
     def predict(texts: list[str]) -> tuple[Probabilities, Probabilities]:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -48,11 +51,36 @@ def predictor_for(loaded: LoadedModel, batch_size: int = 64) -> Predictor:
         risk = np.zeros((len(texts), len(RISK_LABELS)), dtype=np.float64)
         for start in range(0, len(order), batch_size):
             index = order[start : start + batch_size]
-            s, r = loaded.predict([texts[i] for i in index])
-            sentiment[index], risk[index] = s.numpy(), r.numpy()
+            sentiment[index], risk[index] = predict_batch([texts[i] for i in index])
         return sentiment, risk
 
     return predict
+
+
+def predictor_for(loaded: LoadedModel, batch_size: int = 64) -> Predictor:
+    """In-process torch (fp32) prediction."""
+
+    def predict_batch(
+        texts: list[str],
+    ) -> tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]:
+        sentiment, risk = loaded.predict(texts)
+        return sentiment.numpy(), risk.numpy()
+
+    return batched(predict_batch, batch_size)
+
+
+def served_predictor(version_dir: Path, batch_size: int = 64) -> Predictor:
+    """A version folder's ONNX graph (int8 as exported), as Triton's backend runs it."""
+    from inference.onnx_graph import load_graph
+
+    return batched(load_graph(version_dir), batch_size)
+
+
+def sentiment_truth(examples: Sequence[Example]) -> tuple[list[int], NDArray[np.int64]]:
+    """The positions of the examples that have a sentiment, and their true classes."""
+    labelled = [i for i, e in enumerate(examples) if e.sentiment is not None]
+    truth = [SENTIMENT_LABELS.index(examples[i].sentiment) for i in labelled]  # type: ignore[arg-type,unused-ignore]
+    return labelled, np.array(truth, dtype=np.int64)
 
 
 def evaluate_examples(name: str, examples: Sequence[Example], predict: Predictor) -> DatasetMetrics:
@@ -60,12 +88,8 @@ def evaluate_examples(name: str, examples: Sequence[Example], predict: Predictor
     if not examples:
         return metrics
     sentiment_probs, risk_probs = predict([e.text for e in examples])
-    labelled = [i for i, e in enumerate(examples) if e.sentiment is not None]
+    labelled, truth = sentiment_truth(examples)
     if labelled:
-        truth = np.array(
-            [SENTIMENT_LABELS.index(examples[i].sentiment) for i in labelled],  # type: ignore[arg-type,unused-ignore]
-            dtype=np.int64,
-        )
         probs = sentiment_probs[labelled]
         predicted = probs.argmax(axis=1).astype(np.int64)
         matrix = confusion_matrix(truth, predicted, len(SENTIMENT_LABELS))

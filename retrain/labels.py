@@ -16,11 +16,13 @@ the feedback it is judged on. Pure functions; the retrain worker reads the store
    voter, or one whose vote, taken away, would change the outcome). The excess is dropped,
    newest first: a flood is recent. The cap applies before the hold-out, so that neither
    the training set nor the held-out set is one labeller's.
-5. **Hold out** the newest resolved messages to judge challengers on. Gold messages are
-   never held out: their labels are exact, so they are the most valuable training data,
-   and the held-out set should look like the feedback stream, not like what admins
-   planted. Texts held out, or reserved by the caller (the gold sets' texts), are kept out
-   of training, so that no evaluation sees a text trained on.
+5. **Hold out** the messages whose text falls in the held-out share by a hash of the
+   normalised text (`retrain.splits.held_out`): the same texts in every round, so a text
+   judges every challenger or none, and the champion never trained on it either. Gold
+   messages are never held out: their labels are exact, and the held-out set should look
+   like the feedback stream, not like what admins planted. No text in the held-out share
+   (gold or not) and no text reserved by the caller (the gold sets') is trained on, so
+   that no evaluation sees a text trained on.
 
 A labeller is named "<tenant>/<labeller>": key names are only unique within a tenant.
 """
@@ -36,6 +38,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 from retrain.datasets.base import Example
+from retrain.splits import held_out, normalise
 from storage.labeling import Label, LabellerStats, compute_stats
 from storage.training_labels import GoldAnswer, MessageKey, TrainingLabel
 from tonewatch.contracts import RISK_LABELS, Risk, Sentiment
@@ -109,6 +112,25 @@ class LabellerQuality:
     capped: int = 0  # messages they decided that the cap dropped
 
 
+@dataclass(frozen=True)
+class UnseenTexts:
+    """The texts no round trains on, base replay and feedback alike: those in the held-out
+    share (by hash, so the same in every round) and the reserved ones (the gold sets').
+    Compared normalised, as retrain.splits compares them."""
+
+    holdout_share: float
+    reserved: frozenset[str] = frozenset()  # normalised
+
+    @classmethod
+    def of(cls, holdout_share: float, reserved_texts: Collection[str] = ()) -> UnseenTexts:
+        return cls(holdout_share, frozenset(normalise(text) for text in reserved_texts))
+
+    def __contains__(self, text: object) -> bool:
+        return isinstance(text, str) and (
+            held_out(text, self.holdout_share) or normalise(text) in self.reserved
+        )
+
+
 @dataclass
 class Resolution:
     train: list[Example]
@@ -117,6 +139,7 @@ class Resolution:
     capped: dict[str, int]
     dropped_ties: int
     per_labeller: dict[str, LabellerQuality]
+    unseen: UnseenTexts  # what no training input of this round may contain
     messages: int = 0  # messages with at least one label
     gold_messages: int = 0  # resolved by their gold answer
     dropped_unvoted: int = 0  # not gold, and every labeller of the message was excluded
@@ -163,7 +186,8 @@ def resolve(
     reserved_texts: Collection[str] = (),
 ) -> Resolution:
     """Training and held-out examples (dataset "feedback") from the stored labels; see the
-    module docstring. `reserved_texts` are never trained on (pass the gold sets' texts)."""
+    module docstring. `reserved_texts` are never trained on (pass the gold sets' texts);
+    nor is any text of the result's `unseen`, in base replay either."""
     votes = _votes(labels)
     quality = measure(votes, gold, policy)
     excluded = {name: q.excluded for name, q in quality.items() if q.excluded is not None}
@@ -185,9 +209,9 @@ def resolve(
     for item in accepted:
         for name in item.deciders:
             quality[name].deciding += 1
-    holdout, train = _hold_out(accepted, policy.holdout_share)
-    unseen = {_normal(text) for text in reserved_texts} | {_normal(r.example.text) for r in holdout}
-    trained = [r for r in train if _normal(r.example.text) not in unseen]
+    holdout = [r for r in accepted if not r.gold and held_out(r.example.text, policy.holdout_share)]
+    unseen = UnseenTexts.of(policy.holdout_share, reserved_texts)
+    trained = [r for r in accepted if r.example.text not in unseen]
     return Resolution(
         train=[r.example for r in trained],
         holdout=[r.example for r in holdout],
@@ -195,10 +219,11 @@ def resolve(
         capped=dict(sorted(capped.items())),
         dropped_ties=ties,
         per_labeller=quality,
+        unseen=unseen,
         messages=len(votes),
         gold_messages=sum(r.gold for r in resolved),
         dropped_unvoted=unvoted,
-        withheld=len(train) - len(trained),
+        withheld=len(accepted) - len(holdout) - len(trained),
     )
 
 
@@ -364,16 +389,6 @@ def _cap(resolved: list[_Resolved], share: float) -> tuple[list[_Resolved], Coun
     return kept, capped
 
 
-def _hold_out(accepted: list[_Resolved], share: float) -> tuple[list[_Resolved], list[_Resolved]]:
-    """(held out, train): the newest `share` of the accepted messages, never gold ones."""
-    by_time = sorted(accepted, key=lambda item: (item.newest, item.key))
-    wanted = int(share * len(accepted) + 0.5)
-    eligible = [item for item in by_time if not item.gold]
-    held = eligible[len(eligible) - min(wanted, len(eligible)) :]
-    held_keys = {item.key for item in held}
-    return held, [item for item in by_time if item.key not in held_keys]
-
-
 def _systematic(
     votes: Mapping[MessageKey, Votes], gold: Mapping[MessageKey, GoldAnswer], policy: LabelPolicy
 ) -> dict[str, list[str]]:
@@ -479,8 +494,3 @@ def _presence(present: bool) -> str:
 def _describe(cls: tuple[str, str]) -> str:
     aspect, truth = cls
     return f"{truth!r} items" if aspect == "sentiment" else f"items with {aspect} {truth}"
-
-
-def _normal(text: str) -> str:
-    # The normalisation of retrain.splits.split_of: the same text in any case or spacing.
-    return text.strip().lower()

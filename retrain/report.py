@@ -207,9 +207,12 @@ def write_round_report(
     decision: Decision,
     summary: dict[str, object],
     history: Sequence[EpochStats],
+    fp32_metrics: tuple[dict[str, DatasetMetrics], dict[str, DatasetMetrics]] | None = None,
 ) -> None:
     """A retrain round's report: report.json, REPORT.md and three PNGs (comparison,
-    confusion matrices of the challenger, training curve)."""
+    confusion matrices of the challenger, training curve). The metrics are the served
+    models' (what the gate judged); `fp32_metrics` (champion, challenger), where given, are
+    shown beside them in brackets."""
     folder.mkdir(parents=True, exist_ok=True)
     plot_comparison(champion_metrics, challenger_metrics, folder / "comparison.png")
     plot_confusion(challenger_metrics, folder / "confusion.png")
@@ -223,11 +226,21 @@ def write_round_report(
         "champion_metrics": {n: m.as_dict() for n, m in champion_metrics.items()},
         "challenger_metrics": {n: m.as_dict() for n, m in challenger_metrics.items()},
     }  # fmt: skip
+    if fp32_metrics is not None:
+        payload["fp32_metrics"] = {
+            model: {n: m.as_dict() for n, m in figures.items()}
+            for model, figures in zip(("champion", "challenger"), fp32_metrics, strict=True)
+        }
     (folder / "report.json").write_text(json.dumps(payload, indent=2, default=str))
+
+    def cell(served: DatasetMetrics, fp32: DatasetMetrics | None, metric: str) -> str:
+        shown = _fmt(getattr(served, metric))
+        return shown if fp32 is None else f"{shown} ({_fmt(getattr(fp32, metric))})"
 
     def pair(name: str, metric: str) -> str:
         before, after = champion_metrics[name], challenger_metrics[name]
-        return f"{_fmt(getattr(before, metric))} | {_fmt(getattr(after, metric))}"
+        fp32 = [f.get(name) for f in fp32_metrics] if fp32_metrics else [None, None]
+        return f"{cell(before, fp32[0], metric)} | {cell(after, fp32[1], metric)}"
 
     rows = "\n".join(
         f"| {n} | {pair(n, 'sentiment_macro_f1')} | {pair(n, 'sentiment_ece')} | "
@@ -243,7 +256,7 @@ Champion `{champion}` against challenger `{challenger}`.
 ## Decision: {verdict}
 {reasons}
 
-## Metrics (champion / challenger)
+## Metrics (champion / challenger{", served int8 (fp32)" if fp32_metrics else ""})
 | set | sentiment F1 | | ECE | | risk F1 | |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 {rows}

@@ -4,11 +4,13 @@
 so two workers never train at once, and a crashed worker's lock dies with its connection.
 Then:
 1. resolve the labels of the label store (weighted votes; excluded, flagged and capped
-   labellers; a held-out slice of the newest), never training on a gold-set text;
+   labellers; the held-out texts, a fixed share by hash);
 2. fine-tune a challenger from the champion on the base data plus the accepted labels
-   (deterministic seed, time budget);
-3. evaluate challenger and champion on the frozen gold sets and the held-out feedback,
-   and let the gate decide;
+   (deterministic seed, time budget), every input less the held-out and gold-set texts
+   (`training_sets`), and record which texts it trained on (`training_texts.json`);
+3. evaluate challenger and champion as served (the champion's served ONNX graph, the
+   challenger's exported the same way) and in fp32, on the frozen gold sets and the
+   held-out feedback, and let the gate decide;
 4. write a report (JSON, Markdown, PNGs) next to the challenger's saved version;
 5. promoted: smoke-test the challenger under a throwaway model name, export it as the next
    version (written aside and renamed into place), switch serving to it, record it, and
@@ -21,21 +23,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from inference.model import LoadedModel
 from retrain import gate, gold, labels
+from retrain.calibration import calibration_texts
 from retrain.datasets import load_all, trainable
-from retrain.datasets.base import Dataset, LoadReport
-from retrain.evaluate import DatasetMetrics, evaluate, evaluate_examples, predictor_for
+from retrain.datasets.base import Dataset, Example, LoadReport
+from retrain.evaluate import (
+    DatasetMetrics,
+    Predictor,
+    evaluate,
+    evaluate_examples,
+    predictor_for,
+    sentiment_truth,
+    served_predictor,
+)
+from retrain.labels import UnseenTexts
 from retrain.report import write_round_report
+from retrain.splits import fingerprint
 from retrain.train import TrainConfig, train
 from retrain.versions import new_version_id, resolve, save_version
 from storage import model_registry, training_labels
@@ -48,6 +65,7 @@ log = logging.getLogger(__name__)
 # One constant for every retrain worker: the round lock (pg_try_advisory_lock).
 ROUND_LOCK_KEY: Final = 0x7265747261696E  # "retrain"
 FEEDBACK_DATASET: Final = "feedback"
+TRAINING_TEXTS: Final = "training_texts.json"  # in the challenger's version folder
 
 Announce = Callable[[ModelEvent], Awaitable[None]]
 
@@ -102,6 +120,63 @@ def round_config(settings: Settings, feedback_examples: int, run_id: int) -> Tra
         time_budget_s=settings.retrain_time_budget_s,
         seed=run_id,
     )
+
+
+def training_sets(
+    base: Sequence[Dataset], feedback: Sequence[Example], repeat: int, unseen: UnseenTexts
+) -> list[Dataset]:
+    """Everything a round trains on: the base sets (replay against forgetting) and, last,
+    the accepted feedback (each label `repeat` times); all of them less every example whose
+    text is in `unseen` (held out, or a gold set's), so that no evaluation sees a text the
+    challenger trained on."""
+    sets = [
+        *base,
+        Dataset(
+            FEEDBACK_DATASET, "feedback of this deployment's labellers",
+            list(feedback) * repeat, LoadReport(FEEDBACK_DATASET),
+        ),
+    ]  # fmt: skip
+    return [replace(d, examples=[e for e in d.examples if e.text not in unseen]) for d in sets]
+
+
+def fingerprints(datasets: Sequence[Dataset]) -> list[str]:
+    """The distinct texts of `datasets`, each as the sha256 of its normalised form (sorted):
+    a record of what a model trained on that does not copy the texts."""
+    return sorted({fingerprint(e.text) for d in datasets for e in d.examples})
+
+
+def judge(
+    predict: Predictor, gold_sets: dict[str, list[Example]], holdout: Sequence[Example]
+) -> tuple[gate.Evaluation, list[int]]:
+    """A model's metrics on the gold sets and the held-out feedback, and its sentiment
+    answer to each labelled held-out example (for the gate's paired test)."""
+    sentiment, risk = predict([e.text for e in holdout])
+    feedback = evaluate_examples(FEEDBACK_DATASET, holdout, lambda _texts: (sentiment, risk))
+    labelled, _ = sentiment_truth(holdout)
+    answers = sentiment[labelled].argmax(axis=1).tolist() if labelled else []
+    return gate.Evaluation(evaluate(gold_sets, predict), feedback), answers
+
+
+def _judge_served(
+    champion_dir: Path,
+    challenger: LoadedModel,
+    gold_sets: dict[str, list[Example]],
+    holdout: Sequence[Example],
+    calibration: Sequence[str],
+) -> tuple[tuple[gate.Evaluation, list[int]], tuple[gate.Evaluation, list[int]]]:
+    """Both models as Triton serves them: the champion's served version folder, and the
+    challenger exported the way a promotion exports it, into a scratch repository."""
+    from inference.repository import export
+
+    if not (champion_dir / "serving.json").is_file():
+        raise FileNotFoundError(f"the champion's served version {champion_dir} is missing")
+    with tempfile.TemporaryDirectory(prefix="tonewatch-gate-") as scratch:
+        repository = Path(scratch) / "repository"  # its export staging stays in scratch too
+        version = export(challenger, repository, "challenger", calibration=calibration)
+        return (
+            judge(served_predictor(champion_dir), gold_sets, holdout),
+            judge(served_predictor(repository / "challenger" / str(version)), gold_sets, holdout),
+        )
 
 
 async def run_round(
@@ -171,45 +246,52 @@ async def _round(
     champion_dir = resolve(settings.trained_models, champion.trained_id)
 
     on_stage("train")
-    datasets = await asyncio.to_thread(base_datasets, settings)
-    feedback = Dataset(
-        FEEDBACK_DATASET, "feedback of this deployment's labellers",
-        list(resolution.train) * settings.retrain_feedback_repeat, LoadReport(FEEDBACK_DATASET),
-    )  # fmt: skip
-    config = round_config(settings, len(feedback.examples), run_id)
+    base = await asyncio.to_thread(base_datasets, settings)
+    calibration = calibration_texts(base)  # of the int8 exports below
+    inputs = await asyncio.to_thread(
+        training_sets, base, resolution.train, settings.retrain_feedback_repeat, resolution.unseen
+    )
+    trained_texts = await asyncio.to_thread(fingerprints, inputs)
+    summary["training_texts"] = len(trained_texts)
+    feedback_examples = len(resolution.train) * settings.retrain_feedback_repeat
+    config = round_config(settings, feedback_examples, run_id)
     champion_model = await asyncio.to_thread(load_model, champion_dir)
     challenger_model = await asyncio.to_thread(load_model, champion_dir)
     started = time.monotonic()
-    trained = await asyncio.to_thread(
-        train, config, [*datasets, feedback], log_progress, challenger_model
-    )
+    trained = await asyncio.to_thread(train, config, inputs, log_progress, challenger_model)
     summary["train_seconds"] = round(time.monotonic() - started, 1)
     summary["stop_reason"] = trained.stop_reason
 
     on_stage("evaluate")
+    started = time.monotonic()
     holdout = list(resolution.holdout)
-
-    def judge(model: Any) -> tuple[dict[str, DatasetMetrics], DatasetMetrics]:
-        predict = predictor_for(model)
-        return evaluate(gold_sets, predict), evaluate_examples(FEEDBACK_DATASET, holdout, predict)
-
-    champ_gold, champ_feedback = await asyncio.to_thread(judge, champion_model)
-    chall_gold, chall_feedback = await asyncio.to_thread(judge, trained.model)
+    fp32 = [
+        (await asyncio.to_thread(judge, predictor_for(model), gold_sets, holdout))[0]
+        for model in (champion_model, trained.model)
+    ]
+    champion_served = settings.model_repository.resolve() / name / str(champion.version)
+    (champ, champ_answers), (chall, chall_answers) = await asyncio.to_thread(
+        _judge_served, champion_served, trained.model, gold_sets, holdout, calibration
+    )
+    summary["evaluate_seconds"] = round(time.monotonic() - started, 1)
+    _, truth = sentiment_truth(holdout)
     decision = gate.decide(
-        champ_gold, chall_gold, champ_feedback, chall_feedback,
-        gate.GatePolicy.from_settings(settings),
+        champ, chall, gate.HeldOutAnswers(truth.tolist(), champ_answers, chall_answers),
+        gate.GatePolicy.from_settings(settings), fp32=(fp32[0], fp32[1]),
     )  # fmt: skip
     trained_id = new_version_id(run_id)
     folder = settings.trained_models / trained_id
-    metrics = {**chall_gold, FEEDBACK_DATASET: chall_feedback}
+    metrics = _by_set(chall)
     await asyncio.to_thread(
-        save_version, folder, trained, metrics, {d.name: d.licence for d in datasets}
+        save_version, folder, trained, metrics, {d.name: d.licence for d in base}
     )
+    (folder / TRAINING_TEXTS).write_text(json.dumps({"sha256_of_normalised": trained_texts}))
     report_dir = folder / "report"
     await asyncio.to_thread(
         write_round_report, report_dir, run_id=run_id, champion=champion.trained_id,
-        challenger=trained_id, champion_metrics={**champ_gold, FEEDBACK_DATASET: champ_feedback},
+        challenger=trained_id, champion_metrics=_by_set(champ),
         challenger_metrics=metrics, decision=decision, summary=summary, history=trained.history,
+        fp32_metrics=(_by_set(fp32[0]), _by_set(fp32[1])),
     )  # fmt: skip
     figures = {**summary, "decision": asdict(decision), "labels_used": len(resolution.train)}
     result = RoundResult(
@@ -228,7 +310,9 @@ async def _round(
         return result
 
     on_stage("export")
-    version = await asyncio.to_thread(_export_and_serve, settings, trained.model, trained_id)
+    version = await asyncio.to_thread(
+        _export_and_serve, settings, trained.model, trained_id, calibration
+    )
     await model_registry.record_candidate(
         engine, name, trained_id, _summary_metrics(metrics), run_id, version=version,
         status="candidate", reason=None,
@@ -248,7 +332,9 @@ def log_progress(phase: str, done: int, total: int) -> None:
         log.info("training %s: %d/%d batches", phase, done, total)
 
 
-def _export_and_serve(settings: Settings, model: Any, trained_id: str) -> int:
+def _export_and_serve(
+    settings: Settings, model: Any, trained_id: str, calibration: Sequence[str]
+) -> int:
     """Smoke-test the challenger apart from traffic, export it as the next version (not yet
     served), then switch serving to it. A failure leaves the champion serving."""
     from inference import serving
@@ -256,10 +342,16 @@ def _export_and_serve(settings: Settings, model: Any, trained_id: str) -> int:
 
     repository = settings.model_repository.resolve()
     serving.clean_staging(repository)
-    serving.stage_candidate(settings, model)
-    version = export(model, repository, settings.triton_model_name, source=trained_id)
+    serving.stage_candidate(settings, model, calibration=calibration)
+    version = export(
+        model, repository, settings.triton_model_name, source=trained_id, calibration=calibration
+    )
     serving.serve_version(settings, settings.triton_model_name, version)
     return version
+
+
+def _by_set(evaluation: gate.Evaluation) -> dict[str, DatasetMetrics]:
+    return {**evaluation.gold, FEEDBACK_DATASET: evaluation.feedback}
 
 
 def _summary_metrics(metrics: dict[str, DatasetMetrics]) -> dict[str, Any]:

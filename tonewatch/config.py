@@ -159,7 +159,19 @@ class Settings(BaseSettings):
         3, ge=1, description="Times each accepted label is seen per retrain epoch."
     )
     retrain_holdout_share: float = Field(
-        0.2, gt=0, lt=1, description="Share of the newest labels held out to judge challengers."
+        0.2,
+        gt=0,
+        lt=1,
+        description="Share of labelled texts (by a hash of each) held out to judge challengers.",
+    )
+    retrain_min_holdout: int = Field(
+        30, ge=1, description="Fewest held-out labelled examples a challenger is judged on."
+    )
+    retrain_gain_confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1,
+        description="Confidence that a challenger's held-out macro-F1 gain is not noise.",
     )
     retrain_max_labeller_share: float = Field(
         0.34, gt=0, le=1, description="Most of a training set one labeller may provide."

@@ -116,13 +116,26 @@ def _unload(settings: Settings, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def served_seed_model(settings: Settings, seed_model_dir: Path) -> Iterator[str]:
+def seed_calibration(settings: Settings, seed_model_dir: Path) -> list[str]:
+    """What an int8 export of the seed model calibrates on, as `model export` draws it."""
+    from retrain.calibration import calibration_for
+
+    return calibration_for(seed_model_dir, settings.data_dir)
+
+
+@pytest.fixture(scope="session")
+def served_seed_model(
+    settings: Settings, seed_model_dir: Path, seed_calibration: list[str]
+) -> Iterator[str]:
     """The seed-trained model, exported (int8, as in production) and loaded in Triton."""
     from inference.model import load_model
     from inference.repository import export
 
     name = f"selftest_seed_{uuid.uuid4().hex[:8]}"
-    export(load_model(seed_model_dir), settings.model_repository.resolve(), name, source="selftest")
+    export(
+        load_model(seed_model_dir), settings.model_repository.resolve(), name,
+        source="selftest", calibration=seed_calibration,
+    )  # fmt: skip
     _load(settings, name)
     yield name
     _unload(settings, name)

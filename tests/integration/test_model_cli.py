@@ -97,7 +97,7 @@ def test_bench_inference_prints_the_three_modes_and_their_ratios(cli_model: dict
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    for mode in ("naive", "batched", "onnx_in_process", "triton"):
+    for mode in ("naive", "batched", "onnx_in_process", "onnx_fp32_in_process", "triton"):
         figures = report[mode]
         assert figures["messages"] == 60
         assert figures["messages_per_s"] > 0
@@ -106,4 +106,8 @@ def test_bench_inference_prints_the_three_modes_and_their_ratios(cli_model: dict
     assert report["speedup_vs_naive"] == round(
         report["triton"]["messages_per_s"] / report["naive"]["messages_per_s"], 2
     )
+    assert report["speedup_vs_onnx_in_process"] == round(
+        report["triton"]["messages_per_s"] / report["onnx_in_process"]["messages_per_s"], 2
+    )
     assert report["model"]["triton_version"] == "1"
+    assert report["model"]["quantisation"]["scheme"] == "static int8 (QDQ)"

@@ -84,12 +84,16 @@ def test_triton_matches_the_in_process_model(
 
 
 def test_a_new_export_is_a_new_immutable_version(
-    settings: Settings, seed_model: LoadedModel, served: tuple[str, int]
+    settings: Settings,
+    seed_model: LoadedModel,
+    served: tuple[str, int],
+    seed_calibration: list[str],
 ) -> None:
     name, first = served
     folder = settings.model_repository.resolve() / name
     before = {p.name: p.stat().st_mtime_ns for p in (folder / str(first)).iterdir()}
-    second = export(seed_model, settings.model_repository.resolve(), name)
+    repository = settings.model_repository.resolve()
+    second = export(seed_model, repository, name, calibration=seed_calibration)
     assert second == first + 1
     assert {p.name: p.stat().st_mtime_ns for p in (folder / str(first)).iterdir()} == before
     assert not list((settings.model_repository.resolve().parent / ".export-staging").glob("*"))
@@ -100,11 +104,17 @@ def test_a_new_export_is_a_new_immutable_version(
 
 
 def test_the_int8_export_stays_close_to_the_model(
-    settings: Settings, seed_model: LoadedModel, served: tuple[str, int]
+    settings: Settings,
+    seed_model: LoadedModel,
+    served: tuple[str, int],
+    seed_calibration: list[str],
 ) -> None:
     name, _ = served
     repository = settings.model_repository.resolve()
-    version = export(seed_model, repository, name, ServingConfig(quantize_int8=True))
+    version = export(
+        seed_model, repository, name, ServingConfig(quantize_int8=True),
+        calibration=seed_calibration,
+    )  # fmt: skip
     serve_version(settings, name, version)
     sentiment, risk, served_version = _infer(settings, name, TEXTS)
     assert served_version == str(version)
@@ -114,3 +124,5 @@ def test_the_int8_export_stays_close_to_the_model(
     assert np.abs(risk - expected_risk.numpy()).max() < 0.25
     serving = json.loads((repository / name / str(version) / "serving.json").read_text())
     assert serving["int8"] is True
+    assert serving["quantisation"]["scheme"] == "static int8 (QDQ)"
+    assert serving["quantisation"]["calibration_texts"] == len(seed_calibration)

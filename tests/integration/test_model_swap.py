@@ -159,7 +159,7 @@ def test_a_half_written_or_killed_export_is_never_served(
         from inference.model import load_model
         from inference.repository import ServingConfig, export
         export(load_model(Path({str(seed_model_dir)!r})), Path({str(repository)!r}), {name!r},
-               ServingConfig(instances=1, quantize_int8=True))
+               ServingConfig(instances=1, quantize_int8=True), calibration={TEXTS!r})
     """)
     process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     pattern = f"{name}.pid{process.pid}.*"

@@ -5,6 +5,10 @@ from Kafka, trains a challenger from the champion, gates it and promotes it thro
 Triton's model control. Along the way (RELIABILITY F6, M1, M2):
 - the worker is killed -9 in the middle of its first export: the champion keeps serving,
   no half-written version is ever loaded, and the restarted worker completes the round;
+- that round trained on no held-out text and no gold-set text (its recorded training
+  texts against the stored labels and the gold sets, computed here), although its feedback
+  is the seed set's own training sentences (so base replay holds every held-out one) plus
+  a few gold-set sentences; and its gain passed the gate's paired significance test;
 - the promotion swaps the served version with 0 failed inferences;
 - a second round, fed poisoned labels (two colluding labellers answer the opposite of the
   truth, and hidden gold items catch them), is rejected with its reasons;
@@ -40,10 +44,13 @@ from inference import serving
 from inference.client import TritonClassifier
 from inference.model import load_model
 from inference.repository import export
+from retrain.calibration import calibration_for
 from retrain.datasets import seed
 from retrain.datasets.base import Example
-from retrain.splits import split_of
-from storage import messages, model_registry
+from retrain.gold import gold_sets
+from retrain.rounds import TRAINING_TEXTS
+from retrain.splits import fingerprint, held_out, split_of
+from storage import messages, model_registry, training_labels
 from storage.db import create_engine, migrate
 from streams.topics import ensure_topics
 from tests.integration.api_harness import ApiServer, make_key, start_api
@@ -122,7 +129,9 @@ def loop_settings(settings: Settings, seed_model_dir: Path, tmp_path: Path) -> I
             "retrain_base_cap": 40,
             "retrain_time_budget_s": 120.0,
             "retrain_gold_cap": 60,
-            "retrain_holdout_share": 0.25,
+            "retrain_holdout_share": 0.3,
+            # 29 of round 1's 126 texts are in the held-out share (+ the gold-set texts').
+            "retrain_min_holdout": 25,
             # The seed gold set has 37 examples: one changed answer moves macro-F1 by ~3
             # points and ECE by as much, so the default 0.02 tolerances would reject on
             # noise. This test is about the loop's mechanics.
@@ -134,8 +143,9 @@ def loop_settings(settings: Settings, seed_model_dir: Path, tmp_path: Path) -> I
     migrate(isolated.database_url)
     asyncio.run(ensure_topics(isolated))
     repository = isolated.model_repository.resolve()
-    export(load_model(models_dir / seed_model_dir.name), repository, isolated.triton_model_name,
-           source=seed_model_dir.name)  # fmt: skip
+    champion = models_dir / seed_model_dir.name
+    export(load_model(champion), repository, isolated.triton_model_name, source=champion.name,
+           calibration=calibration_for(champion, isolated.data_dir))  # fmt: skip
     serving.serve_version(isolated, isolated.triton_model_name, 1)
     asyncio.run(_adopt(isolated, seed_model_dir.name))
     yield isolated
@@ -161,9 +171,47 @@ def _unload(settings: Settings) -> None:
     shutil.rmtree(settings.model_repository.resolve() / settings.triton_model_name, True)
 
 
-def _examples() -> list[Example]:
-    """The seed set's training sentences with a sentiment: texts with known answers."""
-    return [e for e in seed.load().examples if e.sentiment and split_of(e.text) == "train"]
+def _examples(split: str = "train") -> list[Example]:
+    """The seed set's sentences of a split with a sentiment: texts with known answers."""
+    return [e for e in seed.load().examples if e.sentiment and split_of(e.text) == split]
+
+
+async def _stored_texts(settings: Settings) -> set[str]:
+    engine = create_engine(settings)
+    try:
+        return {label.text for label in await training_labels.load(engine)}
+    finally:
+        await engine.dispose()
+
+
+def _check_held_out_and_gold_untrained(settings: Settings, run: Any, report_dir: Path) -> None:
+    """What the round trained on (its recorded texts) holds no held-out text and no gold-set
+    text, both computed here from the stored labels and the gold sets; and the gate's paired
+    test found the held-out gain real."""
+    trained = set(
+        json.loads((report_dir.parent / TRAINING_TEXTS).read_text())["sha256_of_normalised"]
+    )
+    stored = asyncio.run(_stored_texts(settings))
+    held = {t for t in stored if held_out(t, settings.retrain_holdout_share)}
+    gold = {e.text for examples in gold_sets(settings).values() for e in examples}
+    assert len(held) >= settings.retrain_min_holdout
+    assert stored & gold, "the feedback holds gold-set texts: the check below is not vacuous"
+    assert not {fingerprint(t) for t in held | gold} & trained
+    # Not vacuous either: the other feedback texts and the seed set's trained ones are there.
+    others = {fingerprint(t) for t in stored - held - gold}
+    assert len(others) > 80
+    assert others <= trained
+    assert len(trained) > len(others) + 50
+
+    summary = run.summary
+    assert summary["labels"]["holdout"] == len(held)
+    gain = summary["decision"]["figures"]["feedback"]["gain"]
+    assert gain["examples"] == len(held)
+    assert gain["confidence"] == settings.retrain_gain_confidence
+    assert gain["lower_bound"] > 0, gain
+    assert "lower bound" in summary["decision"]["reasons"][0]
+    fp32 = summary["decision"]["figures"]["feedback"]["fp32"]
+    assert fp32["challenger"]["sentiment_macro_f1"] is not None
 
 
 def _store(settings: Settings, tenant: str, texts: list[str], start: int) -> list[str]:
@@ -263,8 +311,9 @@ def test_feedback_trains_gates_promotes_and_rolls_back_under_traffic(
     worker: subprocess.Popen[bytes] | None = None
     try:
         with Traffic(settings) as traffic:
-            # Round 1: three labellers agree on the true answers of 80 messages (240 labels).
-            first = examples[:80]
+            # Round 1: three labellers agree on the true answers of 126 messages (378
+            # labels): 120 of the seed set's training sentences and 6 of its gold set's.
+            first = [*examples[:120], *_examples("test")[:6]]
             ids = _store(settings, tenant, [e.text for e in first], 0)
             for token in honest:
                 _label(api, token, ids, [_answer(e) for e in first])
@@ -295,11 +344,12 @@ def test_feedback_trains_gates_promotes_and_rolls_back_under_traffic(
             assert traffic.since(swapped_at) == {"2"}
             report = Path(promoted.report_dir or "") / "report.json"
             assert json.loads(report.read_text())["decision"] == "promoted"
+            _check_held_out_and_gold_untrained(settings, promoted, report.parent)
 
             # Round 2 (M1): two colluding labellers answer the opposite of the truth on 80
             # new messages, half of which an admin has planted as hidden gold items.
             colluders = [make_key(settings, tenant, n, ("label",)) for n in ("carol", "dave")]
-            poisoned = examples[80:160]
+            poisoned = examples[120:200]
             ids = _store(settings, tenant, [e.text for e in poisoned], 1000)
             admin = make_key(settings, tenant, "admin", ("admin",))
             gold = [{"message_id": i, "source": "news", **_answer(e)}

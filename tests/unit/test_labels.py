@@ -14,6 +14,7 @@ import pytest
 
 from retrain.datasets.base import Example
 from retrain.labels import LabelPolicy, Resolution, _binomial_tail, resolve
+from retrain.splits import held_out
 from storage.training_labels import GoldAnswer, MessageKey, TrainingLabel
 from tonewatch.config import Settings
 from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS, Risk, Sentiment
@@ -61,7 +62,7 @@ def by_text(resolution: Resolution) -> dict[str, Example]:
 
 
 # No hold-out and no cap unless a test asks: the other steps are easier to see.
-PLAIN = LabelPolicy(holdout_share=0.01, max_labeller_share=1.0)
+PLAIN = LabelPolicy(holdout_share=0.0, max_labeller_share=1.0)
 
 
 # Ten gold messages of every sentiment: too few of each for the per-class test.
@@ -180,26 +181,52 @@ def test_the_newest_label_of_a_labeller_counts() -> None:
     assert example.sentiment == "positive"
 
 
-def test_the_newest_messages_are_held_out_never_gold_ones() -> None:
-    labels = [label("ann", f"m{n}", "neutral", at=T0 + timedelta(minutes=n)) for n in range(10)]
-    labels.append(label("bob", "g", "positive", at=T0 + timedelta(hours=1)))
-    gold = {key("g"): GoldAnswer("positive", ())}
-    resolution = resolve(labels, gold, LabelPolicy(holdout_share=0.2, max_labeller_share=1.0))
-    # 20% of 11 accepted messages, the newest that are not gold.
-    assert [e.text for e in resolution.holdout] == ["text of m8", "text of m9"]
-    assert [e.text for e in resolution.train] == [f"text of m{n}" for n in range(8)] + ["text of g"]
+def held(share: float, count: int, prefix: str = "m") -> list[str]:
+    """Message names (of `prefix`, in order) whose text falls in the held-out share."""
+    return [f"{prefix}{n}" for n in range(count) if held_out(f"text of {prefix}{n}", share)]
+
+
+def test_held_out_texts_are_a_fixed_share_by_hash_never_gold_ones() -> None:
+    policy = LabelPolicy(holdout_share=0.2, max_labeller_share=1.0)
+    labels = [label("ann", f"m{n}", "neutral", at=T0 + timedelta(minutes=n)) for n in range(200)]
+    gold_name = held(0.2, 100, prefix="g")[0]
+    labels.append(label("bob", gold_name, "positive"))
+    gold = {key(gold_name): GoldAnswer("positive", ())}
+    resolution = resolve(labels, gold, policy)
+    expected = {f"text of {m}" for m in held(0.2, 200)}
+    assert {e.text for e in resolution.holdout} == expected
+    assert 0.12 < len(expected) / 200 < 0.28
+    # The gold message's text is in the share: not held out, and not trained on either.
+    assert f"text of {gold_name}" not in by_text(resolution)
+    assert resolution.withheld == 1
+    assert not expected & {e.text for e in resolution.train}
+
+    # Another round, with half the messages and newer labels: each text is held out in
+    # both rounds or in neither.
+    later = [replace(x, updated_at=x.updated_at + timedelta(days=9)) for x in labels[100:]]
+    again = resolve(later, gold, policy)
+    assert {e.text for e in again.holdout} == {f"text of m{n}" for n in range(100, 200)} & expected
 
 
 def test_held_out_and_reserved_texts_are_never_trained_on() -> None:
-    labels = [label("ann", f"m{n}", "neutral", at=T0 + timedelta(minutes=n)) for n in range(10)]
-    # An earlier copy of the held-out text, under another message id.
-    copy = label("ann", "copy", "neutral", at=T0 - timedelta(hours=1))
-    labels.append(replace(copy, text="  TEXT of m9 "))
     policy = LabelPolicy(holdout_share=0.1, max_labeller_share=1.0)
-    resolution = resolve(labels, {}, policy, reserved_texts=["Text of m0"])
-    assert [e.text for e in resolution.holdout] == ["text of m9"]
-    assert {e.text for e in resolution.train} == {f"text of m{n}" for n in range(1, 9)}
-    assert resolution.withheld == 2
+    labels = [label("ann", f"m{n}", "neutral") for n in range(40)]
+    (one, *_) = held(0.1, 40)
+    # A copy of a held-out text under another message id, in other case and spacing.
+    copy = label("ann", "copy", "neutral")
+    labels.append(replace(copy, text=f"  TEXT of {one} "))
+    resolution = resolve(labels, {}, policy, reserved_texts=["Text of m0 "])
+    trained = {e.text for e in resolution.train}
+    held_texts = {f"text of {m}" for m in held(0.1, 40)}
+    # The copy is the same text: held out too, whatever its message.
+    assert {e.text.strip().lower() for e in resolution.holdout} == held_texts
+    assert len(resolution.holdout) == len(held_texts) + 1
+    assert trained == {f"text of m{n}" for n in range(1, 40)} - held_texts
+    assert resolution.withheld == 1  # the reserved text
+    unseen = resolution.unseen
+    assert f"TEXT OF {one}" in unseen
+    assert " text of M0" in unseen
+    assert not trained & {text for text in trained if text in unseen}
 
 
 @pytest.mark.reliability("S5")
@@ -350,10 +377,11 @@ def test_a_flooding_labeller_is_capped() -> None:
     assert any(flag.startswith("flooding") for flag in flo.flags)
     assert flo.excluded is None
     assert resolution.capped["t1/flo"] == flo.capped > 1500
-    accepted = len(resolution.train) + len(resolution.holdout)
+    accepted = len(resolution.train) + len(resolution.holdout) + resolution.withheld
     assert flo.deciding <= 0.34 * accepted
     assert all(q.deciding <= 0.34 * accepted for q in resolution.per_labeller.values())
-    # The oldest of the flood stay; the held-out slice is not all flood.
+    # The oldest of the flood stay. The held-out slice, a hash sample of the non-gold
+    # messages (of which flo decided about 40% after the cap), is not the flood's.
     assert "text of f0" in by_text(resolution)
     held = [e.text for e in resolution.holdout]
-    assert sum(text.startswith("text of f") for text in held) <= 0.34 * len(held) + 1
+    assert sum(text.startswith("text of f") for text in held) < 0.5 * len(held)

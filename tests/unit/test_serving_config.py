@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from google.protobuf import text_format  # type: ignore[import-untyped]
@@ -18,6 +19,7 @@ from inference.repository import (
     STAGING_DIR,
     ServingConfig,
     clean_staging,
+    export,
     model_lock,
     pin_for_export,
     pin_version,
@@ -27,6 +29,9 @@ from inference.repository import (
     with_pin,
 )
 from inference.stub import stub_config
+
+if TYPE_CHECKING:
+    from inference.model import LoadedModel
 
 pytestmark = pytest.mark.unit
 
@@ -158,3 +163,10 @@ def test_clean_staging_removes_what_dead_exports_left_and_keeps_live_ones(tmp_pa
     assert sorted(clean_staging(repository)) == sorted(leftovers)
     assert [p.name for p in staging.iterdir()] == [running.name]
     assert clean_staging(tmp_path / "elsewhere" / "models") == []
+
+
+def test_an_int8_export_without_calibration_texts_fails_before_writing(tmp_path: Path) -> None:
+    # Its activation scales would be guessed: refuse before any folder is made.
+    with pytest.raises(ValueError, match="calibration"):
+        export(cast("LoadedModel", None), tmp_path / "models", "m", ServingConfig())
+    assert not (tmp_path / "models").exists()

@@ -1,8 +1,10 @@
 """Inference speed, three ways, on the same texts and the same trained model:
 
-(a) naive: in-process, one message per call (what a pipeline-style script does);
+(a) naive: in-process fp32 torch, one message per call (what a pipeline-style script does);
 (b) batched: in-process torch, length-sorted batches;
-(b') onnx: the served ONNX graph in-process, same batches (torch vs ONNX Runtime, measured);
+(b') onnx: the served ONNX graph (int8 as exported) in-process, same batches; beside it the
+    same model's fp32 graph, so that b'/b'(fp32) is what quantisation buys and c/b' what
+    serving adds;
 (c) triton: the served ONNX model, many concurrent single-message requests that Triton's
     dynamic batcher groups.
 
@@ -15,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from inference.onnx_graph import load_graph
 from tonewatch.config import Settings
 
 
@@ -64,31 +68,11 @@ def peak_rss_mb(pids: list[int]) -> float | None:
     return round(total / 1024, 1) if total else None
 
 
-def _onnx_predictor(version_dir: Path) -> Callable[[list[str]], object]:
-    """The served version folder's graph and tokenizer, run the way the backend runs them."""
-    import onnxruntime as ort  # type: ignore[import-untyped]
-    from tokenizers import Tokenizer
-
-    serving = json.loads((version_dir / "serving.json").read_text())
-    tokenizer = Tokenizer.from_file(str(version_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(int(serving["max_length"]))
-    tokenizer.enable_padding(pad_id=int(serving["pad_id"]))
-    session = ort.InferenceSession(str(version_dir / serving["onnx_file"]))
-
-    def predict(texts: list[str]) -> object:
-        encodings = tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        return session.run(None, {"input_ids": ids, "attention_mask": mask})
-
-    return predict
-
-
 def run_in_process(mode: str, model_dir: Path, texts: list[str], batch_size: int) -> Figures:
     """(a), (b) or (b'), in this process. Latency of a batched message = its batch's."""
     predict: Callable[[list[str]], object]
     if mode == "onnx":
-        predict = _onnx_predictor(model_dir)
+        predict = load_graph(model_dir)
     else:
         from inference.model import load_model
 
@@ -157,6 +141,36 @@ async def run_triton(
 
 def as_dict(figures: Figures) -> dict[str, object]:
     return asdict(figures)
+
+
+def speedups(results: Mapping[str, Figures]) -> dict[str, float]:
+    """Throughput ratios of the report, from the figures of each mode (naive, batched,
+    onnx: the served graph, onnx_fp32: its fp32 twin, triton)."""
+
+    def ratio(mode: str, baseline: str) -> float:
+        return round(results[mode].messages_per_s / results[baseline].messages_per_s, 2)
+
+    return {
+        "speedup_vs_naive": ratio("triton", "naive"),  # c/a
+        "speedup_vs_batched": ratio("triton", "batched"),  # c/b
+        "speedup_vs_onnx_in_process": ratio("triton", "onnx"),  # c/b': serving alone
+        "served_graph_vs_fp32_graph_in_process": ratio("onnx", "onnx_fp32"),  # quantisation
+    }
+
+
+def write_fp32_twin(version_dir: Path, model_dir: Path, target: Path) -> Path:
+    """`target`: a copy of the served version folder whose graph is the same trained model
+    exported in fp32, for (b') without quantisation."""
+    from inference.model import load_model
+    from inference.repository import export_onnx
+
+    serving = json.loads((version_dir / "serving.json").read_text())
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(version_dir / "tokenizer.json", target / "tokenizer.json")
+    export_onnx(load_model(model_dir), target / serving["onnx_file"])
+    twin = serving | {"int8": False, "quantisation": None}
+    (target / "serving.json").write_text(json.dumps(twin, indent=2))
+    return target
 
 
 if __name__ == "__main__":  # the subprocess side of run_subprocess

@@ -43,10 +43,17 @@ def inference_command(
     batch_size: Annotated[int, typer.Option(help="Batch size of the in-process mode.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON.")] = False,
 ) -> None:
-    """Naive one-by-one vs batched in-process torch vs Triton under concurrent load."""
+    """Naive one-by-one vs batched in-process torch vs the served graph in-process (and its
+    fp32 twin) vs Triton under concurrent load."""
     from retrain import versions
     from tonewatch import services
-    from tonewatch.bench.inference import as_dict, run_subprocess, run_triton
+    from tonewatch.bench.inference import (
+        as_dict,
+        run_subprocess,
+        run_triton,
+        speedups,
+        write_fp32_twin,
+    )
     from tonewatch.commands.model import ensure_model_served
     from tonewatch.services.process import process_tree
     from tonewatch.services.triton import TritonService
@@ -55,7 +62,8 @@ def inference_command(
     services.up(settings, ["triton"])
     served = ensure_model_served(settings)
     serving = settings.model_repository / settings.triton_model_name / served / "serving.json"
-    source = json.loads(serving.read_text()).get("source") or "latest"
+    served_config = json.loads(serving.read_text())
+    source = served_config.get("source") or "latest"
     model_dir = versions.resolve(settings.trained_models, source)
     texts = benchmark_texts(settings, messages)
     triton_pid = TritonService(settings).process.pid()
@@ -66,13 +74,17 @@ def inference_command(
         texts_file.write_text(json.dumps(texts))
         results = {}
         version_dir = serving.parent
-        for label, mode, folder in (
-            ("(a) naive torch, one by one", "naive", model_dir),
-            ("(b) batched torch", "batched", model_dir),
-            ("(b') batched ONNX Runtime", "onnx", version_dir),
+        task = progress.add_task("exporting the fp32 twin of the served graph", total=1)
+        fp32_dir = write_fp32_twin(version_dir, model_dir, Path(tmp) / "fp32")
+        progress.update(task, completed=1)
+        for label, key, mode, folder in (
+            ("(a) naive torch, one by one", "naive", "naive", model_dir),
+            ("(b) batched torch", "batched", "batched", model_dir),
+            ("(b') batched ONNX Runtime, served graph", "onnx", "onnx", version_dir),
+            ("(b') batched ONNX Runtime, fp32 graph", "onnx_fp32", "onnx", fp32_dir),
         ):
             task = progress.add_task(label, total=1)
-            results[mode] = run_subprocess(mode, folder, texts_file, batch_size)
+            results[key] = run_subprocess(mode, folder, texts_file, batch_size)
             progress.update(task, completed=1)
         task = progress.add_task("(c) triton", total=len(texts))
         results["triton"] = asyncio.run(
@@ -80,23 +92,31 @@ def inference_command(
                 settings, texts, concurrency, server_pids, lambda n: progress.advance(task, n)
             )
         )
-    naive, batched, triton = (results[m].messages_per_s for m in ("naive", "batched", "triton"))
+    ratios = speedups(results)
     report = {
         "messages": len(texts),
-        "model": {"trained": model_dir.name, "triton_version": served},
+        "model": {
+            "trained": model_dir.name,
+            "triton_version": served,
+            "quantisation": served_config.get("quantisation"),
+        },
         "concurrency": concurrency,
         "batch_size": batch_size,
         "naive": as_dict(results["naive"]),
         "batched": as_dict(results["batched"]),
         "onnx_in_process": as_dict(results["onnx"]),
+        "onnx_fp32_in_process": as_dict(results["onnx_fp32"]),
         "triton": as_dict(results["triton"]),
-        "speedup_vs_naive": round(triton / naive, 2),
-        "speedup_vs_batched": round(triton / batched, 2),
+        **ratios,
     }
     if not as_json:
+        per_s = {key: figures.messages_per_s for key, figures in results.items()}
         console.print(
-            f"naive {naive}/s · batched {batched}/s · triton {triton}/s → "
-            f"c/a {report['speedup_vs_naive']}x, c/b {report['speedup_vs_batched']}x"
+            f"naive {per_s['naive']}/s · batched {per_s['batched']}/s · served graph"
+            f" {per_s['onnx']}/s (fp32 {per_s['onnx_fp32']}/s) · triton {per_s['triton']}/s →"
+            f" c/a {ratios['speedup_vs_naive']}x, c/b {ratios['speedup_vs_batched']}x,"
+            f" c/b' {ratios['speedup_vs_onnx_in_process']}x, int8/fp32 in-process"
+            f" {ratios['served_graph_vs_fp32_graph_in_process']}x"
         )
     typer.echo(json.dumps(report, indent=2))
 

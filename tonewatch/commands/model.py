@@ -181,7 +181,7 @@ def eval_command(
 def export_command(
     model: ModelOption = "latest",
     int8: Annotated[
-        bool, typer.Option(help="Dynamic int8 quantisation of the ONNX weights.")
+        bool, typer.Option(help="Static int8 quantisation (calibrated on the training mix).")
     ] = True,
     load: Annotated[
         bool, typer.Option(help="Serve it now: it becomes the champion (else a candidate).")
@@ -192,6 +192,7 @@ def export_command(
     from inference.model import load_model
     from inference.repository import ServingConfig, export
     from retrain import versions
+    from retrain.calibration import calibration_for
     from storage.db import connected, migrate
     from storage.exceptions import DatabaseUnavailable
 
@@ -206,9 +207,11 @@ def export_command(
             # Adopt what served before, first: the new version must not pass for it.
             previous = await _champion(settings, engine)
             with console.status(f"exporting {folder.name} to ONNX…"):
+                calibration = calibration_for(folder, settings.data_dir) if int8 else []
                 version = export(
                     load_model(folder), settings.model_repository.resolve(), name,
                     ServingConfig(quantize_int8=int8), source=folder.name,
+                    calibration=calibration,
                 )  # fmt: skip
             console.print(f"[green]✓[/] {name} version {version} written (not served yet)")
             await model_registry.record_candidate(
@@ -495,10 +498,11 @@ def ensure_model_served(settings: Settings) -> str:
         from inference.model import load_model
         from inference.repository import export
         from retrain import versions as trained
+        from retrain.calibration import calibration_for
 
         folder = trained.latest(settings.trained_models)  # a clear error if there is none
         export(
             load_model(folder), settings.model_repository.resolve(), settings.triton_model_name,
-            source=folder.name,
+            source=folder.name, calibration=calibration_for(folder, settings.data_dir),
         )  # fmt: skip
     return load_into_triton(settings)
