@@ -29,6 +29,7 @@ from inference.exceptions import (
     InferenceUnavailable,
     InvalidInferenceResponse,
 )
+from tonewatch.backoff import backoff_s
 from tonewatch.contracts import RISK_LABELS, SENTIMENT_LABELS, Risk, Sentiment
 
 log = logging.getLogger(__name__)
@@ -247,7 +248,7 @@ class TritonClassifier:
                 raise exc from last  # the breaker opened while this chunk was retrying
             attempt += 1
             self.retried += 1
-            delay = self._backoff_s(attempt)
+            delay = backoff_s(attempt - 1, self.backoff_base_s, self.backoff_max_s, self.rng)
             log.info("%s: %s; retry %d in %.2fs", self._target, last.message(), attempt, delay)
             await asyncio.sleep(delay)
 
@@ -315,11 +316,6 @@ class TritonClassifier:
             raise InvalidInferenceResponse(f"{self._target} returned no model version")
         self.last_version = version
         return [Prediction.from_rows(s, r, version) for s, r in zip(sentiment, risk, strict=True)]
-
-    def _backoff_s(self, attempt: int) -> float:
-        """Full jitter, so that clients retrying together do not hit the server in step."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** min(attempt - 1, 60))
-        return self.rng.uniform(0.0, ceiling)
 
     def _error(self, exc: InferenceServerException, note: str = "") -> InferenceError:
         status = str(exc.status())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from streams import metrics
+from tonewatch.backoff import backoff_s
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ async def until_done(
         except retry_on as exc:
             attempt += 1
             metrics.RETRIES.labels(what).inc()
-            delay = random.uniform(0.5, 1.0) * min(cap_s, base_s * 2 ** min(attempt - 1, 16))
+            delay = backoff_s(attempt - 1, base_s, cap_s)
             # The first failure and then one line in ten: an outage is loud, not a flood.
             if attempt == 1 or attempt % 10 == 0:
                 log.warning(

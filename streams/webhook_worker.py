@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -55,6 +54,7 @@ from streams.webhooks import (
     headers,
     post,
 )
+from tonewatch.backoff import backoff_s
 from tonewatch.config import Settings
 from tonewatch.contracts import Alert
 
@@ -83,11 +83,6 @@ FANNED_OUT = Counter(
 BAD_RECORDS = Counter(
     "tonewatch_webhook_bad_records_total", "Alerts-topic records that are not valid alerts."
 )
-
-
-def backoff_s(attempts: int, base_s: float, cap_s: float) -> float:
-    """Full jitter: a uniform delay up to the capped exponential for `attempts` made."""
-    return random.uniform(0, min(cap_s, base_s * 2 ** min(attempts, 32)))
 
 
 def parse_alerts(values: Sequence[bytes | None]) -> list[Alert]:

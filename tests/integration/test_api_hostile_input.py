@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.integration.api_harness import ApiServer, new_tenant
+from tonewatch.bench.stats import peak_rss_mb
 from tonewatch.config import Settings
 
 pytestmark = pytest.mark.integration
 
 LIMIT = Settings().api_max_body_bytes
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
 
 
 JSON = "application/json"
@@ -97,7 +90,8 @@ def _chunked_post(api: ApiServer, token: str, chunks: Iterator[bytes]) -> tuple[
 
 @pytest.mark.reliability("B2", "S4")
 def test_oversized_bodies_get_413_chunked_or_not(api: ApiServer, admin_token: str) -> None:
-    before = peak_rss_mb(api.process.pid)
+    before = peak_rss_mb([api.process.pid])
+    assert before is not None, "no VmHWM"
     with api.client(admin_token) as client:
         for size in (64 * 1024, LIMIT + 1, 10 * 1024 * 1024):
             body = b'{"name": "' + b"x" * size + b'", "scopes": ["read"]}'
@@ -109,6 +103,8 @@ def test_oversized_bodies_get_413_chunked_or_not(api: ApiServer, admin_token: st
     # 10 MB streamed in chunks with no Content-Length: cut off at the limit.
     status, reply = _chunked_post(api, admin_token, (b"x" * 65536 for _ in range(160)))
     assert status == 413, reply[:300]
-    assert peak_rss_mb(api.process.pid) - before < 100  # nothing near 10 MB x copies was held
+    after = peak_rss_mb([api.process.pid])
+    assert after is not None
+    assert after - before < 100  # nothing near 10 MB x copies was held
     with api.client() as client:
         assert client.get("/healthz").status_code == 200  # and the server is fine

@@ -25,9 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from inference.onnx_graph import load_graph
+from tonewatch.bench.stats import peak_rss_mb, percentile
 from tonewatch.config import Settings
 
 
@@ -36,36 +35,23 @@ class Figures:
     messages: int
     seconds: float
     messages_per_s: float
-    p50_ms: float
-    p99_ms: float
+    p50_ms: float | None
+    p99_ms: float | None
     peak_rss_mb: float | None
 
     @classmethod
     def from_latencies(
         cls, latencies_s: list[float], seconds: float, peak_rss_mb: float | None
     ) -> Figures:
-        ms = np.array(latencies_s) * 1000
+        ms = [s * 1000 for s in latencies_s]
         return cls(
             messages=len(latencies_s),
             seconds=round(seconds, 3),
             messages_per_s=round(len(latencies_s) / seconds, 1),
-            p50_ms=round(float(np.percentile(ms, 50)), 2),
-            p99_ms=round(float(np.percentile(ms, 99)), 2),
+            p50_ms=percentile(ms, 50, digits=2),
+            p99_ms=percentile(ms, 99, digits=2),
             peak_rss_mb=peak_rss_mb,
         )
-
-
-def peak_rss_mb(pids: list[int]) -> float | None:
-    """Sum of the processes' peak resident memory (VmHWM), in MiB."""
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            continue
-    return round(total / 1024, 1) if total else None
 
 
 def run_in_process(mode: str, model_dir: Path, texts: list[str], batch_size: int) -> Figures:
