@@ -56,7 +56,7 @@ class TrainConfig:
     precision: str = "auto"
 
 
-# `full` (the defaults above) makes the README's figures: 83 min on 2 cores without bf16.
+# `full` (the defaults above) makes the figures of docs/model.md: 83 min on 2 cores without bf16.
 # `quick` is `tonewatch model train`'s default and what a first `tonewatch demo` trains, so
 # a fresh machine shows alerts in minutes (13 on those cores): two epochs of at most 1,000
 # rows per dataset, the finance tweets drawn like the rest.

@@ -139,7 +139,7 @@ def services_status(only: Only = None, as_json: AsJson = False) -> None:
 
 
 def config_markdown() -> str:
-    """The README's configuration table (a test keeps the README in step with it)."""
+    """The configuration table of docs/configuration.md (a test keeps the page in step)."""
     lines = ["| Variable | Default | Description |", "| --- | --- | --- |"]
     lines += [f"| `{env}` | `{default}` | {text} |" for env, default, text in settings_reference()]
     return "\n".join(lines)
@@ -147,7 +147,7 @@ def config_markdown() -> str:
 
 @app.command("config")
 def show_config(
-    markdown: Annotated[bool, typer.Option(help="Print the README table.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print docs/configuration.md's table.")] = False,
 ) -> None:
     """Show every setting: its variable, its effective value and what it does."""
     if markdown:

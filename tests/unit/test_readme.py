@@ -9,12 +9,13 @@ from tonewatch.config import Settings
 pytestmark = pytest.mark.unit
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+CONFIGURATION = README.parent / "docs" / "configuration.md"
 
 
 def test_configuration_table_matches_the_settings() -> None:
     pattern = r"<!-- config:start -->\n(.*?)\n<!-- config:end -->"
-    block = re.search(pattern, README.read_text(), re.S)
-    assert block is not None, "README lacks the configuration block"
+    block = re.search(pattern, CONFIGURATION.read_text(), re.S)
+    assert block is not None, "docs/configuration.md lacks the configuration block"
     assert block.group(1) == config_markdown(), "run: tonewatch config --markdown"
     for name in Settings.model_fields:
         assert f"`TONEWATCH_{name.upper()}`" in block.group(1)

@@ -134,7 +134,7 @@ COLUMNS: Final = (
 
 
 def cells(row: dict[str, Any], passed: str = "pass", failed: str = "FAIL") -> list[str]:
-    """One summarized row as the texts of COLUMNS (the terminal and the README tables)."""
+    """One summarized row as the texts of COLUMNS (the terminal and docs/reliability.md tables)."""
 
     def show(value: object) -> str:
         return "-" if value is None else str(value)
@@ -153,7 +153,7 @@ def cells(row: dict[str, Any], passed: str = "pass", failed: str = "FAIL") -> li
 
 
 def markdown(table: Sequence[dict[str, Any]]) -> str:
-    """The README's table of the latest run."""
+    """The table of the latest run in docs/reliability.md."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
     lines += ["| " + " | ".join(cells(row, failed="**FAIL**")) + " |" for row in table]
     return "\n".join(lines)

@@ -234,7 +234,7 @@ def faults_command(
         list[str] | None, typer.Option("--only", help="Run only these ids (e.g. F3); repeat.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON.")] = False,
-    markdown: Annotated[bool, typer.Option(help="Print the README's table.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print the table of docs/reliability.md.")] = False,
 ) -> None:
     """Run the reliability suite of RELIABILITY.md (fault injection, bad input, security,
     model safety) against the real services and report one row per test id.

@@ -85,7 +85,8 @@ def _metrics_table(metrics: dict) -> Table:  # type: ignore[type-arg]
 @app.command("train")
 def train_command(
     recipe: Annotated[
-        Recipe, typer.Option(help="quick: minutes on 2 cores; full: the README's figures (~1.5 h).")
+        Recipe,
+        typer.Option(help="quick: minutes on 2 cores; full: docs/model.md's figures (~1.5 h)."),
     ] = "quick",
     datasets: DatasetsOption = None,
     epochs: Annotated[int | None, typer.Option(help="Most epochs (early stopping).")] = None,
