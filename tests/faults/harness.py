@@ -46,7 +46,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inference.stub import install_stub
 from storage import messages as message_store
 from storage import subscriptions, tables
-from storage.cache import AlertCache
 from storage.db import migrate
 from streams.generator import Workload, generate
 from streams.topics import (
@@ -55,7 +54,6 @@ from streams.topics import (
     message_key,
     new_producer,
     publish,
-    record_keys,
     topic_name,
 )
 from streams.watchdog import WorkerHealth
@@ -64,7 +62,7 @@ from tests.integration.api_harness import ApiServer, free_port
 from tests.integration.conftest import triton
 from tests.integration.pipeline_harness import count_messages, isolated, settled_alerts
 from tests.integration.webhook_harness import Receiver, ReceiverHub
-from tonewatch.bench.ledger import Ledger, Observed, reconcile
+from tonewatch.bench.ledger import Ledger, Observed, listed_keys, published_keys, reconcile
 from tonewatch.bench.stats import percentile
 from tonewatch.config import Settings
 from tonewatch.contracts import SOURCES, Source
@@ -293,7 +291,8 @@ class FaultRun:
         assert self.receiver is not None
         self.observed = Observed(
             produced=[m.id for m in self.workload.messages], stored=list(stored), alerts=alerts,
-            redis=await self._listed(), topic=await self._published(),
+            redis=await listed_keys(self.settings, self.tenant),
+            topic=await published_keys(self.settings, self.tenant),
             webhooks=self.receiver.store.deliveries(),
         )  # fmt: skip
         return FaultFigures(
@@ -314,18 +313,6 @@ class FaultRun:
         assert self.observed is not None, "finish() first"
         observed = replace(self.observed, sse=list(event_ids))
         return replace(figures, ledger=reconcile(self.workload.expected, observed))
-
-    async def _listed(self) -> list[str]:
-        """Dedup keys of the tenant's recent-alerts list in Redis."""
-        cache = AlertCache.from_settings(self.settings)
-        try:
-            return [a.dedup_key for a in await cache.recent(self.tenant, limit=None)]
-        finally:
-            await cache.close()
-
-    async def _published(self) -> list[str]:
-        """Dedup keys of the run's records on its `alerts` topic."""
-        return [key.decode() for key in await record_keys(self.settings, "alerts") if key]
 
     async def _webhooks_settled(self, wanted: set[str], timeout_s: float = 30.0) -> set[str]:
         assert self.receiver is not None

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 import pytest_asyncio
 import tritonclient.grpc as grpcclient
@@ -102,6 +104,27 @@ def triton(settings: Settings, call: Callable[[grpcclient.InferenceServerClient]
         return call(client)
     finally:
         client.close()
+
+
+Probs = npt.NDArray[np.float32]
+
+
+def infer_texts(settings: Settings, name: str, texts: list[str]) -> tuple[Probs, Probs, str]:
+    """One request of `texts` to a served model: its sentiment and risk probabilities and the
+    version that answered."""
+
+    def infer(client: grpcclient.InferenceServerClient) -> tuple[Probs, Probs, str]:
+        batch = np.array([[t.encode()] for t in texts], dtype=np.object_)
+        tensor = grpcclient.InferInput("TEXT", list(batch.shape), "BYTES")
+        tensor.set_data_from_numpy(batch)
+        result = client.infer(name, [tensor], timeout=60)
+        return (
+            result.as_numpy("sentiment_probs"),
+            result.as_numpy("risk_probs"),
+            result.get_response().model_version,
+        )
+
+    return triton(settings, infer)
 
 
 def _load(settings: Settings, name: str) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage import alerts as alert_store
 from storage import tables
 from storage.db import migrate
-from streams.generator import ExpectedAlert, Workload
+from streams.generator import Workload
 from streams.topics import (
     delete_topics,
     ensure_topics,
@@ -29,6 +29,7 @@ from streams.topics import (
     topic_name,
 )
 from tonewatch import workers
+from tonewatch.bench.ledger import planted_as
 from tonewatch.config import Settings
 from tonewatch.contracts import Alert, Source
 from tonewatch.services.process import ManagedProcess
@@ -175,8 +176,7 @@ async def settled_alerts(engine: AsyncEngine, workload: Workload) -> list[Alert]
         return await alert_store.recent(engine, tenant, limit=None)
 
     def complete(found: list[Alert]) -> bool:
-        raised = {ExpectedAlert(a.tenant, a.source, a.entity or "", a.kind) for a in found}
-        return workload.expected <= raised
+        return workload.expected <= {planted_as(a) for a in found}
 
     try:
         return await eventually(alerts, complete, timeout_s=30)

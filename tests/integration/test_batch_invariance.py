@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 import pytest
-import tritonclient.grpc as grpcclient
 
 from retrain.datasets import seed
+from tests.integration.conftest import infer_texts
 from tonewatch.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -26,17 +26,8 @@ TOLERANCE = 1e-4
 
 def _scores(settings: Settings, model: str, texts: list[str]) -> Scores:
     """One request: (n, 10) sentiment then risk probabilities."""
-    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
-    try:
-        batch = np.array([[t.encode()] for t in texts], dtype=np.object_)
-        tensor = grpcclient.InferInput("TEXT", list(batch.shape), "BYTES")
-        tensor.set_data_from_numpy(batch)
-        result = client.infer(model, [tensor], timeout=60)
-        return np.concatenate(
-            [result.as_numpy("sentiment_probs"), result.as_numpy("risk_probs")], axis=1
-        )
-    finally:
-        client.close()
+    sentiment, risk, _ = infer_texts(settings, model, texts)
+    return np.concatenate([sentiment, risk], axis=1)
 
 
 def largest_difference(

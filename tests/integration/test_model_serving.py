@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 import tritonclient.grpc as grpcclient
 
 from inference.model import LoadedModel, load_model
 from inference.repository import ServingConfig, export, pinned_version
 from inference.serving import serve_version
+from tests.integration.conftest import infer_texts
 from tonewatch.config import Settings
 
 pytestmark = pytest.mark.integration
@@ -50,30 +50,11 @@ def served(settings: Settings, seed_model: LoadedModel) -> Iterator[tuple[str, i
         shutil.rmtree(repository / name, ignore_errors=True)
 
 
-Probs = npt.NDArray[np.float32]
-
-
-def _infer(settings: Settings, name: str, texts: list[str]) -> tuple[Probs, Probs, str]:
-    client = grpcclient.InferenceServerClient(settings.triton_grpc_url)
-    try:
-        batch = np.array([[t.encode()] for t in texts], dtype=np.object_)
-        tensor = grpcclient.InferInput("TEXT", list(batch.shape), "BYTES")
-        tensor.set_data_from_numpy(batch)
-        result = client.infer(name, [tensor], timeout=60)
-        return (
-            result.as_numpy("sentiment_probs"),
-            result.as_numpy("risk_probs"),
-            result.get_response().model_version,
-        )
-    finally:
-        client.close()
-
-
 def test_triton_matches_the_in_process_model(
     settings: Settings, seed_model: LoadedModel, served: tuple[str, int]
 ) -> None:
     name, version = served
-    sentiment, risk, served_version = _infer(settings, name, TEXTS)
+    sentiment, risk, served_version = infer_texts(settings, name, TEXTS)
     expected_sentiment, expected_risk = seed_model.predict(TEXTS)
     assert served_version == str(version)
     assert sentiment.shape == (len(TEXTS), 3)
@@ -98,9 +79,9 @@ def test_a_new_export_is_a_new_immutable_version(
     assert {p.name: p.stat().st_mtime_ns for p in (folder / str(first)).iterdir()} == before
     assert not list((settings.model_repository.resolve().parent / ".export-staging").glob("*"))
     assert pinned_version(folder) == first  # written, not served
-    assert _infer(settings, name, TEXTS[:1])[2] == str(first)
+    assert infer_texts(settings, name, TEXTS[:1])[2] == str(first)
     serve_version(settings, name, second)
-    assert _infer(settings, name, TEXTS[:1])[2] == str(second)
+    assert infer_texts(settings, name, TEXTS[:1])[2] == str(second)
 
 
 def test_the_int8_export_stays_close_to_the_model(
@@ -116,7 +97,7 @@ def test_the_int8_export_stays_close_to_the_model(
         calibration=seed_calibration,
     )  # fmt: skip
     serve_version(settings, name, version)
-    sentiment, risk, served_version = _infer(settings, name, TEXTS)
+    sentiment, risk, served_version = infer_texts(settings, name, TEXTS)
     assert served_version == str(version)
     expected_sentiment, expected_risk = seed_model.predict(TEXTS)
     np.testing.assert_allclose(sentiment.sum(axis=1), 1.0, atol=1e-5)

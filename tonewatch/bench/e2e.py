@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage import alerts as alert_store
 from storage import messages as message_store
-from storage.cache import AlertCache
 from storage.db import create_engine, migrate
 from streams.generator import Workload
 from streams.replay import Pacer
@@ -34,10 +33,9 @@ from streams.topics import (
     ensure_topics,
     message_key,
     new_producer,
-    record_keys,
     topic_name,
 )
-from tonewatch.bench.ledger import Ledger, Observed, reconcile
+from tonewatch.bench.ledger import Ledger, Observed, listed_keys, published_keys, reconcile
 from tonewatch.bench.stats import percentile
 from tonewatch.config import Settings
 from tonewatch.contracts import Alert
@@ -79,18 +77,16 @@ async def run_pipeline(
     await asyncio.to_thread(migrate, isolated.database_url)
     worker = await asyncio.to_thread(start_worker, isolated, isolated.worker_app_id)
     engine = create_engine(isolated)
-    cache = AlertCache.from_settings(isolated)
     tenant = workload.messages[0].tenant
     try:
         sent_at = await _produce_all(isolated, workload, rate)
         stored = await _wait_stored(engine, tenant, len(workload.messages), timeout_s, on_progress)
         alerts = await _settled_alerts(engine, tenant)
         committed = await alert_store.committed_at(engine, tenant)
-        listed = [a.dedup_key for a in await cache.recent(tenant, limit=None)]
-        published = [key.decode() for key in await record_keys(isolated, "alerts") if key]
+        listed = await listed_keys(isolated, tenant)
+        published = await published_keys(isolated, tenant)
     finally:
         await asyncio.to_thread(worker.stop)
-        await cache.close()
         await engine.dispose()
         await delete_topics(isolated)
     first_sent = min(sent_at.values())
@@ -103,7 +99,7 @@ async def run_pipeline(
     ]
     observed = Observed(
         produced=list(sent_at), stored=list(stored), alerts=alerts, redis=listed,
-        topic=[key for key in published if key.startswith(f"{tenant}/")],
+        topic=published,
     )  # fmt: skip
     seconds = last_stored - first_sent
     return PipelineFigures(

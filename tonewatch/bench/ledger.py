@@ -23,7 +23,10 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Final
 
+from storage.cache import AlertCache
 from streams.generator import ExpectedAlert
+from streams.topics import record_keys
+from tonewatch.config import Settings
 from tonewatch.contracts import Alert
 
 DUPLICATES: Final = (
@@ -97,10 +100,31 @@ class Ledger:
         return figures
 
 
+def planted_as(alert: Alert) -> ExpectedAlert:
+    """The alert as the generator names what it planted: by subject and kind, not window."""
+    return ExpectedAlert(alert.tenant, alert.source, alert.entity or "", alert.kind)
+
+
+async def listed_keys(settings: Settings, tenant: str) -> list[str]:
+    """Dedup keys of every entry of the tenant's recent-alerts list in Redis."""
+    cache = AlertCache.from_settings(settings)
+    try:
+        return [a.dedup_key for a in await cache.recent(tenant, limit=None)]
+    finally:
+        await cache.close()
+
+
+async def published_keys(settings: Settings, tenant: str) -> list[str]:
+    """Dedup keys of every record of the tenant's on the `alerts` topic (keys start with
+    the tenant: see streams.rules)."""
+    keys = [key.decode() for key in await record_keys(settings, "alerts") if key]
+    return [key for key in keys if key.startswith(f"{tenant}/")]
+
+
 def reconcile(expected: Iterable[ExpectedAlert], observed: Observed) -> Ledger:
     expected = frozenset(expected)
     produced = set(observed.produced)
-    keys = [ExpectedAlert(a.tenant, a.source, a.entity or "", a.kind) for a in observed.alerts]
+    keys = [planted_as(a) for a in observed.alerts]
     per_key = Counter(keys)
     found = expected & per_key.keys()
     unexpected = sum(n for key, n in per_key.items() if key not in expected)

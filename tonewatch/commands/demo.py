@@ -198,25 +198,16 @@ async def _observed(settings: Settings, workload: Workload, live: list[Alert]) -
     and the live feed (the Redis channel that the API's SSE stream relays)."""
     from storage import alerts as alert_store
     from storage import messages as message_store
-    from storage.cache import AlertCache
     from storage.db import connected
-    from streams.topics import record_keys
-    from tonewatch.bench.ledger import Observed
+    from tonewatch.bench.ledger import Observed, listed_keys, published_keys
 
     tenant = workload.messages[0].tenant
-    cache = AlertCache.from_settings(settings)
-    try:
-        async with connected(settings) as engine:
-            alerts = await alert_store.recent(engine, tenant, limit=None)
-            stored = await message_store.stored_at(engine, tenant)
-        listed = await cache.recent(tenant, limit=None)
-    finally:
-        await cache.close()
-    published = [key.decode() for key in await record_keys(settings, "alerts") if key]
+    async with connected(settings) as engine:
+        alerts = await alert_store.recent(engine, tenant, limit=None)
+        stored = await message_store.stored_at(engine, tenant)
     return Observed(
         produced=[m.id for m in workload.messages], stored=list(stored), alerts=alerts,
-        redis=[a.dedup_key for a in listed],
-        topic=[key for key in published if key.startswith(f"{tenant}/")],
+        redis=await listed_keys(settings, tenant), topic=await published_keys(settings, tenant),
         sse=[a.dedup_key for a in live],
     )  # fmt: skip
 
